@@ -1,0 +1,71 @@
+"""Rendering helpers shared by every command: the --json option, stdout/stderr consoles, JSON output.
+Keeps rich out of the import path until something is printed."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+__all__ = ["JsonOpt", "out", "err", "print_json", "is_tty", "warn"]
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
+
+_out: "Console | None" = None
+_err: "Console | None" = None
+
+
+def out() -> "Console":
+    """The stdout console (created on first use, so tests that swap sys.stdout are honoured)."""
+    from rich.console import Console
+
+    global _out
+    if _out is None or _out.file is not sys.stdout:
+        _out = Console(file=sys.stdout, highlight=False, soft_wrap=True)
+    return _out
+
+
+def err() -> "Console":
+    from rich.console import Console
+
+    global _err
+    if _err is None or _err.file is not sys.stderr:
+        _err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
+    return _err
+
+
+def is_tty() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _default(o: Any) -> Any:
+    from pathlib import PurePath
+
+    if isinstance(o, PurePath):
+        return str(o)
+    if hasattr(o, "model_dump"):
+        return o.model_dump(mode="json")
+    if isinstance(o, (set, frozenset)):
+        return sorted(o)
+    return str(o)
+
+
+def print_json(data: Any) -> None:
+    """Write ``data`` as indented JSON on stdout (plain write: no rich markup, no wrapping)."""
+    sys.stdout.write(json.dumps(data, indent=2, default=_default, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def warn(message: str) -> None:
+    """One warning line on stderr."""
+    from rich.markup import escape
+
+    err().print(f"[yellow]warning:[/yellow] {escape(message)}")

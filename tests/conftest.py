@@ -1,0 +1,70 @@
+"""Test-wide set-up: every test gets its own HUBCTL_HOME and HF cache, no network, and an in-process CLI.
+
+Fixture modules live in tests/fixtures/ (one concern each) and are loaded as plugins below:
+  servers.py  real HTTP servers on 127.0.0.1 (a Hub-compatible server and a plain Range server)
+  demo.py     the offline demo hub (tiny real diffusers models), built once per session
+  sparse.py   real-shaped SD1/SD2/SDXL safetensors headers written as sparse files
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = [
+    "tests.fixtures.servers",
+    "tests.fixtures.demo",
+    "tests.fixtures.sparse",
+]
+
+
+@pytest.fixture(autouse=True)
+def hubctl_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh HUBCTL_HOME and HF cache for each test; no token, no real Hub."""
+    home = tmp_path_factory.mktemp("hubctl-home")
+    monkeypatch.setenv("HUBCTL_HOME", str(home))
+    monkeypatch.setenv("HF_HOME", str(home / "hf"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(home / "hf" / "hub"))
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUBCTL_DATABASE_URL", "CIVITAI_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    yield home
+    from hubctl import db
+
+    db.dispose_all()
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def json(self):  # type: ignore[no-untyped-def]
+        import json
+
+        return json.loads(self.stdout)
+
+
+@pytest.fixture
+def cli():
+    """Run the hubctl CLI in-process: ``cli("search", "sd", "--json")`` -> CliResult."""
+    from typer.testing import CliRunner
+
+    from hubctl.cli.app import app
+
+    runner = CliRunner()
+
+    def run(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> CliResult:
+        r = runner.invoke(app, [str(a) for a in args], input=input, env=env, catch_exceptions=False)
+        return CliResult(r.exit_code, r.stdout, r.stderr)
+
+    return run
