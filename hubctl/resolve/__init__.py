@@ -1,0 +1,202 @@
+"""Resolution: turn requirements into one compatible set over an index, with resolvelib.
+
+Split by role like pip's resolvelib integration: ``requirements.py`` (parsing, the virtual family
+requirement), ``candidates.py``, ``provider.py`` (what resolvelib calls), ``reporter.py`` (why no set
+exists, in plain words), ``variants.py`` (dtype and VRAM). This module holds the entry point and the
+result types. Pure: it reads manifests only through ``index.get(name)``; it never fetches, pins or
+writes anything (pinning is :func:`hubctl.lock.pin`).
+
+Rules: PEP 440 specifiers; pre-releases excluded unless ``pre`` or a requirement names one (as pip);
+every version depends on the virtual requirement ``family == its family`` so an adapter joins only a
+base of its family (the family is one slot for the whole set, like pip's Python version); a version's
+``requires`` are dependencies; resolvelib backtracks when the newest adapter does not fit; yanked
+versions only when pinned exactly; ``installed``/``locked`` versions are tried first (kept unless the
+caller leaves them out to upgrade); variants by dtype preference and VRAM budget.
+
+``installed`` and ``locked`` are preferences, not requirements: to make a new package fit what is
+installed, pass the installed base as a requirement too (e.g. ``demo-sd==1.4``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from packaging.utils import canonicalize_name
+
+from hubctl.errors import BadInput, Refused
+from hubctl.manifest import Manifest, Variant, Version
+from hubctl.resolve.candidates import KIND_ORDER, FamilyCandidate, PackageCandidate
+from hubctl.resolve.requirements import FAMILY, PackageRequirement, normalise_requirements, parse_requirement
+from hubctl.resolve.variants import choose_variants, estimate_vram, parse_vram
+
+__all__ = [
+    "Pick",
+    "Resolution",
+    "resolve",
+    "MemoryIndex",
+    "parse_requirement",
+    "normalise_requirements",
+    "parse_vram",
+    "estimate_vram",
+]
+
+MAX_ROUNDS = 2000
+
+
+@dataclass(frozen=True)
+class Pick:
+    """One package of a resolution: exact version and variant, with the manifest entries behind them."""
+
+    name: str
+    version: str
+    kind: str
+    family: str
+    variant: str
+    manifest: Manifest = field(repr=False, compare=False)
+    version_info: Version = field(repr=False, compare=False)
+    variant_info: Variant = field(repr=False, compare=False)
+    requested: bool = False
+    vram: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "kind": self.kind,
+            "family": self.family,
+            "variant": self.variant,
+            "dtype": self.variant_info.dtype,
+            "requested": self.requested,
+            "vram_estimate": self.vram,
+        }
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """The compatible set: ``picks`` bases first, then adapters, each group by name."""
+
+    picks: list[Pick]
+    requirements: list[str]
+    family: str | None
+    pre: bool = False
+    dtype: str | None = None
+    vram: int | None = None
+
+    def get(self, name: str) -> Pick | None:
+        n = canonicalize_name(name)
+        return next((p for p in self.picks if p.name == n), None)
+
+    @property
+    def vram_estimate(self) -> int:
+        return sum(p.vram for p in self.picks)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "requirements": self.requirements,
+            "family": self.family,
+            "packages": [p.to_json() for p in self.picks],
+            "vram_estimate": self.vram_estimate,
+        }
+
+
+class MemoryIndex:
+    """An index held in memory (tests, benchmarks, scripts): ``.get(name)`` and ``.families``."""
+
+    def __init__(self, manifests: Iterable[Manifest] = (), families: Any = None) -> None:
+        self._by_name = {m.canonical_name: m for m in manifests}
+        self.families = families
+
+    def get(self, name: str) -> Manifest | None:
+        return self._by_name.get(canonicalize_name(name))
+
+    def add(self, manifest: Manifest) -> None:
+        self._by_name[manifest.canonical_name] = manifest
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    def names(self) -> list[str]:
+        return sorted(self._by_name)
+
+
+def resolve(
+    requirements: list[str],
+    index: Any,
+    *,
+    pre: bool = False,
+    dtype: str | None = None,
+    vram: int | str | None = None,
+    installed: dict[str, str] | None = None,
+    locked: dict[str, str] | None = None,
+    locked_variants: dict[str, str] | None = None,
+) -> Resolution:
+    """Resolve ``requirements`` into one compatible set. Raise BadInput (exit 2) for a requirement
+    that does not parse or names an unknown package, Refused (exit 1) when no set exists, with why."""
+    from resolvelib import BaseReporter, Resolver
+    from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
+
+    from hubctl.resolve.provider import Provider
+    from hubctl.resolve.reporter import explain_conflict, explain_family_split, explain_no_match
+
+    reqs = [parse_requirement(r) for r in requirements]
+    budget = parse_vram(vram)
+    preferred = {canonicalize_name(k): v for k, v in (installed or {}).items()}
+    preferred.update({canonicalize_name(k): v for k, v in (locked or {}).items()})
+    provider = Provider(index, pre=pre, preferred=preferred)
+
+    # Direct requirements first: unknown names, versions that match nothing, families that cannot meet.
+    grouped: dict[str, list[PackageRequirement]] = {}
+    for r in reqs:
+        grouped.setdefault(r.name, []).append(r)
+    groups = []
+    for name, rs in grouped.items():
+        m = provider.manifest(name)
+        if m is None:
+            raise BadInput(f"unknown package '{name}' (not in any configured registry)")
+        allowed = provider.matches(name, rs)
+        if not allowed:
+            raise Refused(explain_no_match(name, rs, provider.releases(name), pre))
+        groups.append((rs, m.kind, {c.family for c in allowed}))
+    split = explain_family_split(groups)
+    if split:
+        raise Refused(split)
+
+    try:
+        result = Resolver(provider, BaseReporter()).resolve(reqs, max_rounds=MAX_ROUNDS)
+    except ResolutionImpossible as e:
+        raise Refused(explain_conflict(e.causes, known=lambda n: provider.manifest(n) is not None)) from None
+    except ResolutionTooDeep:
+        raise Refused(f"gave up after {MAX_ROUNDS} resolution rounds; pin some versions with '=='") from None
+
+    family_cand = result.mapping.get(FAMILY)
+    family = family_cand.family if isinstance(family_cand, FamilyCandidate) else None
+    chosen = sorted(
+        (c for c in result.mapping.values() if isinstance(c, PackageCandidate)),
+        key=lambda c: (KIND_ORDER.get(c.kind, 9), c.name),
+    )
+    keep_variants = {canonicalize_name(k): v for k, v in (locked_variants or {}).items()}
+    variants = choose_variants([(c.name, c.release) for c in chosen], dtype=dtype, vram=budget, keep=keep_variants)
+    picks = [
+        Pick(
+            name=c.name,
+            version=c.release.version,
+            kind=c.kind,
+            family=c.family,
+            variant=variants[c.name].name,
+            manifest=c.manifest,
+            version_info=c.release,
+            variant_info=variants[c.name],
+            requested=c.name in grouped,
+            vram=estimate_vram(variants[c.name]),
+        )
+        for c in chosen
+    ]
+    return Resolution(
+        picks=picks,
+        requirements=sorted({r.text for r in reqs}),
+        family=family,
+        pre=pre,
+        dtype=dtype,
+        vram=budget,
+    )

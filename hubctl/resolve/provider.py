@@ -1,0 +1,121 @@
+"""The resolvelib provider: what resolvelib calls (identify, get_preference, find_matches,
+is_satisfied_by, get_dependencies). It reads manifests through ``index.get(name)`` (cached for one
+resolution) and applies the rules: PEP 440 specifiers, pre-releases only when allowed, yanked versions
+only when pinned exactly, preferred pins (installed/locked) tried first, and one family for the set.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+from packaging.version import Version as PEP440Version
+from resolvelib import AbstractProvider
+
+from hubctl.manifest import Manifest
+from hubctl.resolve.candidates import KIND_ORDER, FamilyCandidate, PackageCandidate
+from hubctl.resolve.requirements import FAMILY, FamilyRequirement, PackageRequirement
+
+__all__ = ["Provider", "Requirement", "Candidate"]
+
+Requirement = PackageRequirement | FamilyRequirement
+Candidate = PackageCandidate | FamilyCandidate
+
+
+class Provider(AbstractProvider):  # type: ignore[type-arg]
+    """resolvelib provider over an index (anything with ``.get(name) -> Manifest | None``)."""
+
+    def __init__(self, index: Any, *, pre: bool = False, preferred: Mapping[str, str] | None = None) -> None:
+        self.index = index
+        self.pre = pre
+        self.preferred = {k: PEP440Version(v) for k, v in (preferred or {}).items()}
+        self._manifests: dict[str, Manifest | None] = {}
+        self._releases: dict[str, list[PackageCandidate]] = {}
+
+    # ------------------------------------------------------------------ index access (cached)
+
+    def manifest(self, name: str) -> Manifest | None:
+        if name not in self._manifests:
+            self._manifests[name] = self.index.get(name)
+        return self._manifests[name]
+
+    def releases(self, name: str) -> list[PackageCandidate]:
+        """Every version of ``name``, newest first."""
+        if name not in self._releases:
+            m = self.manifest(name)
+            cands = [PackageCandidate(name, rel.parsed, m, rel) for rel in m.versions] if m else []
+            cands.sort(key=lambda c: c.version, reverse=True)
+            self._releases[name] = cands
+        return self._releases[name]
+
+    def matches(
+        self, name: str, reqs: Sequence[PackageRequirement], excluded: Iterable[PackageCandidate] = ()
+    ) -> list[PackageCandidate]:
+        """Versions of ``name`` that every requirement allows, most preferred first."""
+        bad = {c.version for c in excluded}
+        allow_pre = self.pre or any(r.names_prerelease for r in reqs)
+        out = []
+        for c in self.releases(name):
+            v = c.version
+            if v in bad or not all(r.contains(v) for r in reqs):
+                continue
+            if v.is_prerelease and not allow_pre:
+                continue
+            if c.release.yanked and not any(r.pins_exactly(v) for r in reqs):
+                continue
+            out.append(c)
+        pin = self.preferred.get(name)
+        if pin is not None:
+            out.sort(key=lambda c: 0 if c.version == pin else 1)  # stable: the rest stay newest first
+        return out
+
+    # ------------------------------------------------------------------ resolvelib interface
+
+    def identify(self, requirement_or_candidate: Requirement | Candidate) -> str:
+        return requirement_or_candidate.name
+
+    def get_preference(
+        self,
+        identifier: str,
+        resolutions: Mapping[str, Candidate],
+        candidates: Mapping[str, Iterator[Candidate]],
+        information: Mapping[str, Iterator[Any]],
+        backtrack_causes: Sequence[Any],
+    ) -> Any:
+        if identifier == FAMILY:
+            return (0,)
+        infos = list(information[identifier])
+        pinned = any(
+            isinstance(i.requirement, PackageRequirement)
+            and any(s.operator in ("==", "===") and "*" not in s.version for s in i.requirement.specifier)
+            for i in infos
+        )
+        cause = any(c.requirement.name == identifier or (c.parent is not None and c.parent.name == identifier) for c in backtrack_causes)
+        direct = any(i.parent is None for i in infos)
+        m = self.manifest(identifier)
+        kind = KIND_ORDER.get(m.kind, 9) if m else 9
+        return (1, not cause, not pinned, kind, not direct, identifier)
+
+    def find_matches(
+        self,
+        identifier: str,
+        requirements: Mapping[str, Iterator[Requirement]],
+        incompatibilities: Mapping[str, Iterator[Candidate]],
+    ) -> list[Candidate]:
+        reqs = list(requirements[identifier])
+        if identifier == FAMILY:
+            fams = {r.family for r in reqs}  # type: ignore[union-attr]
+            bad = {c.family for c in incompatibilities[identifier]}  # type: ignore[union-attr]
+            if len(fams) == 1 and not fams & bad:
+                return [FamilyCandidate(fams.pop())]
+            return []
+        return list(self.matches(identifier, reqs, incompatibilities[identifier]))  # type: ignore[arg-type]
+
+    def is_satisfied_by(self, requirement: Requirement, candidate: Candidate) -> bool:
+        if isinstance(requirement, FamilyRequirement):
+            return isinstance(candidate, FamilyCandidate) and candidate.family == requirement.family
+        return isinstance(candidate, PackageCandidate) and requirement.contains(candidate.version)
+
+    def get_dependencies(self, candidate: Candidate) -> list[Requirement]:
+        if isinstance(candidate, FamilyCandidate):
+            return []
+        return candidate.dependencies()

@@ -1,0 +1,101 @@
+"""Requirements the resolver works with: a user's or a manifest's requirement on a package, and the
+virtual family requirement every version carries (modelled the way pip models Requires-Python: one
+slot, ``FAMILY``, that the whole set must agree on). Parsing of requirement strings happens here,
+once, at the edge; nothing here touches the index.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import Version as PEP440Version
+
+from hubctl.errors import BadInput
+
+__all__ = ["FAMILY", "PackageRequirement", "FamilyRequirement", "parse_requirement", "normalise_requirements"]
+
+FAMILY = "<family>"
+"""Identifier of the virtual family slot: every candidate depends on ``family == its family``."""
+
+
+@dataclass(frozen=True)
+class PackageRequirement:
+    """``name`` (canonical) with a PEP 440 specifier set; ``text`` is the normalised requirement string."""
+
+    name: str
+    specifier: SpecifierSet
+    text: str
+
+    @property
+    def names_prerelease(self) -> bool:
+        """True when a specifier names a pre-release (pip's rule: then pre-releases are allowed)."""
+        return any(s.prereleases for s in self.specifier)
+
+    def pins_exactly(self, version: PEP440Version) -> bool:
+        """True when a ``==`` / ``===`` specifier (no wildcard) names exactly ``version`` (PEP 592: yanked ok)."""
+        for s in self.specifier:
+            if s.operator == "===" and s.version == str(version):
+                return True
+            if s.operator == "==" and not s.version.endswith(".*") and _is_version(s.version):
+                if PEP440Version(s.version) == version:
+                    return True
+        return False
+
+    def contains(self, version: PEP440Version) -> bool:
+        return self.specifier.contains(version, prereleases=True)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class FamilyRequirement:
+    """The family a candidate belongs to; the set's one family must equal it."""
+
+    family: str
+
+    @property
+    def name(self) -> str:
+        return FAMILY
+
+    def __str__(self) -> str:
+        return f"family {self.family}"
+
+
+def _is_version(text: str) -> bool:
+    try:
+        PEP440Version(text.rstrip(".*"))
+    except Exception:
+        return False
+    return True
+
+
+def parse_requirement(text: str, *, origin: str | None = None) -> PackageRequirement:
+    """Parse ``name[specifier]``; raise BadInput (one line) when it does not parse or uses what hubctl
+    does not support (extras, URLs, markers)."""
+    where = f" in {origin}" if origin else ""
+    if not isinstance(text, str) or not text.strip():
+        raise BadInput(f"empty requirement{where}")
+    try:
+        req = Requirement(text.strip())
+    except InvalidRequirement as e:
+        first = str(e).splitlines()[0]
+        raise BadInput(f"'{text}' is not a requirement{where} ({first})") from None
+    if req.extras:
+        raise BadInput(f"'{text}': extras are not supported{where}")
+    if req.url:
+        raise BadInput(f"'{text}': direct URLs are not supported{where}; add a manifest to a registry")
+    if req.marker is not None:
+        raise BadInput(f"'{text}': environment markers are not supported{where}")
+    name = canonicalize_name(req.name)
+    spec = req.specifier
+    spec_text = ",".join(sorted(str(s) for s in spec))
+    return PackageRequirement(name, spec, f"{name}{spec_text}")
+
+
+def normalise_requirements(texts: list[str], *, origin: str | None = None) -> list[str]:
+    """Parse each requirement and return the normalised strings, sorted and without duplicates."""
+    return sorted({parse_requirement(t, origin=origin).text for t in texts})

@@ -1,0 +1,86 @@
+"""Small in-memory hubs shaped like the demo hub and the real registry, for resolver, lock and project
+tests (owned by the resolve/lock work). Manifests are real ``Manifest`` values built through
+``parse_manifest``; file hashes here are placeholders unless a test writes real files (see
+``write_file_hub``)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from hubctl.manifest import Manifest, parse_manifest
+from hubctl.resolve import MemoryIndex
+
+GiB = 1024**3
+
+
+def fake_sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def variant(name: str, dtype: str | None, size: int, *, path: str = "model.safetensors", source: str | None = None) -> dict[str, Any]:
+    v: dict[str, Any] = {
+        "name": name,
+        "files": [{"path": path, "size": size, "sha256": fake_sha(f"{name}/{path}/{size}"), "source": source or f"https://example.org/{name}/{path}"}],
+    }
+    if dtype:
+        v["dtype"] = dtype
+    return v
+
+
+def version(ver: str, family: str, *, requires: list[str] | None = None, yanked: bool = False, variants: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    d: dict[str, Any] = {"version": ver, "family": family, "variants": variants or [variant("fp16", "fp16", 1000)]}
+    if requires:
+        d["requires"] = requires
+    if yanked:
+        d["yanked"] = True
+    return d
+
+
+def manifest(name: str, kind: str, versions: list[dict[str, Any]]) -> Manifest:
+    return parse_manifest({"name": name, "kind": kind, "versions": versions}, origin=f"<{name}>")
+
+
+def demo_manifests() -> list[Manifest]:
+    """Shaped like the demo hub (issue 2 item 7)."""
+    return [
+        manifest("demo-sd", "checkpoint", [version("1.4", "demo-sd1"), version("2.0", "demo-sd2"), version("2.1b1", "demo-sd2")]),
+        manifest("demo-style", "lora", [version("1.0", "demo-sd1"), version("2.0", "demo-sd2")]),
+        manifest("demo-token", "embedding", [version("1.0", "demo-sd1")]),
+        manifest("demo-canny", "controlnet", [version("1.0", "demo-sd1")]),
+    ]
+
+
+def demo_index() -> MemoryIndex:
+    return MemoryIndex(demo_manifests())
+
+
+def real_like_index() -> MemoryIndex:
+    """Shaped like the default registry: the stable-diffusion 1.x -> 2.x line and adapters with requires."""
+    sd_variants = lambda n: [variant("fp32", "fp32", 2 * n), variant("fp16", "fp16", n)]  # noqa: E731
+    return MemoryIndex(
+        [
+            manifest(
+                "stable-diffusion",
+                "checkpoint",
+                [
+                    version("1.4", "sd1", variants=sd_variants(2 * GiB)),
+                    version("1.5", "sd1", variants=sd_variants(2 * GiB)),
+                    version("2.0", "sd2", variants=sd_variants(3 * GiB)),
+                    version("2.1", "sd2", variants=sd_variants(3 * GiB)),
+                    version("2.2rc1", "sd2", variants=sd_variants(3 * GiB)),
+                ],
+            ),
+            manifest("arcane-style", "lora", [version("1.0", "sd1", requires=["stable-diffusion>=1.4,<2"])]),
+            manifest("old-style", "lora", [version("1.0", "sd1", requires=["stable-diffusion<1.5"])]),
+            manifest(
+                "moving-style",
+                "lora",
+                [version("1.0", "sd1"), version("1.1", "sd1"), version("2.0", "sd2"), version("3.0", "sd2")],
+            ),
+            manifest("canny", "controlnet", [version("1.0", "sd1"), version("1.1", "sd1"), version("1.2", "sd1", yanked=True)]),
+            manifest("broken-dep", "lora", [version("1.0", "sd1", requires=["does-not-exist"])]),
+            manifest("sd2-vae", "vae", [version("1.0", "sd2")]),
+        ]
+    )
