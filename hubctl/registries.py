@@ -1,0 +1,289 @@
+"""Configured registries: the bundled default (always first, never removable) plus the ones a user added,
+kept in ``$HUBCTL_HOME/registries.toml`` (written atomically). A registry is one of:
+
+- ``bundled``: the default registry shipped with hubctl (``registry/`` in a checkout, inside the wheel);
+- ``folder``: a folder laid out like ``registry/`` (``families.toml`` optional, ``manifests/<kind>/<name>.toml``);
+- ``file``: a single index file written by ``hubctl registry build`` (JSON);
+- ``url``: the same index file served over HTTP(S); a copy is cached under ``$HUBCTL_HOME/registries/``
+  and refreshed by ``hubctl registry update``.
+
+This module owns the configuration file and the cached copies of URL indexes. It does not parse
+manifests itself: adding or updating a registry asks :mod:`hubctl.index` to compile, and only when
+that succeeds is the configuration written, so a bad registry changes nothing.
+
+``registries.toml``::
+
+    [[registries]]
+    name = "demo"
+    location = "/home/me/hubctl-demo/registry"
+    kind = "folder"
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from hubctl.errors import BadInput, SourceError, redact
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = [
+    "DEFAULT_NAME",
+    "RegistryEntry",
+    "registries_file",
+    "list_registries",
+    "get_registry",
+    "add_registry",
+    "remove_registry",
+    "update_registries",
+]
+
+DEFAULT_NAME = "default"
+RegistryKind = Literal["bundled", "folder", "file", "url"]
+_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?$")
+_FETCH_LIMIT = 512 * 1024 * 1024  # an index file larger than this is refused
+
+
+@dataclass(frozen=True)
+class RegistryEntry:
+    """One configured registry. ``location`` is an absolute folder or file path, or an http(s) URL."""
+
+    name: str
+    location: str
+    kind: RegistryKind
+
+    @property
+    def path(self) -> Path:
+        """Where its content lies on disk: the folder, the index file, or the cached copy of a URL index."""
+        if self.kind == "url":
+            return _cache_path(self.name)
+        return Path(self.location)
+
+    def to_json(self) -> dict[str, str]:
+        return {"name": self.name, "location": self.location, "kind": self.kind}
+
+
+def registries_file() -> Path:
+    from hubctl.config import hubctl_home
+
+    return hubctl_home() / "registries.toml"
+
+
+def _cache_path(name: str) -> Path:
+    from hubctl.config import hubctl_home
+
+    return hubctl_home() / "registries" / f"{name}.json"
+
+
+def _bundled() -> RegistryEntry:
+    from hubctl.config import bundled_registry_path
+
+    return RegistryEntry(DEFAULT_NAME, str(bundled_registry_path()), "bundled")
+
+
+def _read_configured() -> list[RegistryEntry]:
+    path = registries_file()
+    try:
+        text = path.read_text("utf-8")
+    except FileNotFoundError:
+        return []
+    except OSError as e:
+        raise BadInput(f"cannot read ({e.strerror or e})", context=str(path)) from None
+    try:
+        data = tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise BadInput(f"invalid TOML: {e}", context=str(path)) from None
+    items = data.get("registries", [])
+    if not isinstance(items, list):
+        raise BadInput("registries: must be an array of tables ([[registries]])", context=str(path))
+    out: list[RegistryEntry] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise BadInput(f"registries[{i}]: must be a table", context=str(path))
+        name, location, kind = item.get("name"), item.get("location"), item.get("kind")
+        if not isinstance(name, str) or not _NAME_RE.match(name) or name == DEFAULT_NAME:
+            raise BadInput(f"registries[{i}].name: {name!r} is not a valid registry name", context=str(path))
+        if not isinstance(location, str) or not location:
+            raise BadInput(f"registries[{i}].location: required field is missing", context=str(path))
+        if kind not in ("folder", "file", "url"):
+            raise BadInput(f"registries[{i}].kind: {kind!r} is not one of folder, file, url", context=str(path))
+        out.append(RegistryEntry(name, location, kind))
+    return out
+
+
+def _write_configured(entries: list[RegistryEntry]) -> None:
+    import tomli_w
+
+    from hubctl.fsutil import atomic_write_text
+
+    body = tomli_w.dumps({"registries": [e.to_json() for e in entries if e.kind != "bundled"]})
+    atomic_write_text(registries_file(), "# Registries added with `hubctl registry add` (the bundled default is implicit).\n" + body)
+
+
+def list_registries() -> list[RegistryEntry]:
+    """Every registry the index is compiled from: the bundled ``default`` first, then the added ones in order."""
+    return [_bundled(), *_read_configured()]
+
+
+def get_registry(name: str) -> RegistryEntry:
+    for e in list_registries():
+        if e.name == name:
+            return e
+    known = ", ".join(e.name for e in list_registries())
+    raise BadInput(f"no registry named '{name}' (configured: {known})")
+
+
+def _is_url(location: str) -> bool:
+    return location.startswith(("http://", "https://"))
+
+
+def _default_name(location: str) -> str:
+    if _is_url(location):
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(location)
+        stem = Path(parts.path).stem if parts.path not in ("", "/") else ""
+        base = parts.hostname or "remote"
+        raw = f"{base}-{stem}" if stem and stem not in ("index",) else base
+    else:
+        p = Path(location)
+        raw = p.stem if p.suffix else p.name
+        if raw in ("registry", "index", "") and p.parent.name:
+            raw = p.parent.name
+    name = re.sub(r"[^a-z0-9._-]+", "-", raw.lower()).strip("-._") or "registry"
+    return name
+
+
+def _classify(location: str) -> tuple[str, RegistryKind]:
+    """Normalise a user-given location and tell its kind; raise BadInput when it is not a registry."""
+    if _is_url(location):
+        return location, "url"
+    if location.startswith("file://"):
+        from urllib.parse import unquote, urlsplit
+
+        location = unquote(urlsplit(location).path)
+    elif "://" in location:
+        scheme = location.split("://", 1)[0]
+        raise BadInput(f"'{redact(location)}': unknown scheme '{scheme}' (expected a folder, a file, http:// or https://)")
+    p = Path(location).expanduser().resolve()
+    if p.is_dir():
+        if not (p / "manifests").is_dir() and not (p / "families.toml").is_file():
+            raise BadInput(f"'{p}' is not a registry folder (expected manifests/<kind>/<name>.toml and optionally families.toml)")
+        return str(p), "folder"
+    if p.is_file():
+        return str(p), "file"
+    raise BadInput(f"'{p}' does not exist")
+
+
+def fetch_url_index(url: str, dest: Path, *, timeout: float = 30.0) -> None:
+    """Download a static index file to ``dest`` (atomically). Raise SourceError on any network failure."""
+    import urllib.error
+    import urllib.request
+
+    from hubctl.fsutil import atomic_write_bytes
+
+    req = urllib.request.Request(url, headers={"User-Agent": "hubctl", "Accept": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (http/https checked by caller)
+            data = resp.read(_FETCH_LIMIT + 1)
+    except urllib.error.HTTPError as e:
+        raise SourceError(f"{redact(url)}: HTTP {e.code} {e.reason}") from None
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        reason = getattr(e, "reason", e)
+        raise SourceError(f"{redact(url)}: cannot fetch the registry index ({reason})") from None
+    if len(data) > _FETCH_LIMIT:
+        raise SourceError(f"{redact(url)}: the registry index is larger than {_FETCH_LIMIT} bytes")
+    atomic_write_bytes(dest, data)
+
+
+def add_registry(location: str, name: str | None = None) -> RegistryEntry:
+    """Add a registry (folder, index file or URL) after checking that it compiles into the index.
+
+    Adding the same location under the same name again is a no-op; the same name with a new location
+    points the name at the new location. Raises BadInput (exit 2) when the registry does not validate,
+    SourceError (exit 3) when a URL cannot be fetched; in both cases nothing is changed.
+    """
+    import os
+
+    from hubctl.index import rebuild_index
+
+    location, kind = _classify(location.strip())
+    if name is None:
+        name = _default_name(location)
+    name = name.strip().lower()
+    if not _NAME_RE.match(name):
+        raise BadInput(f"'{name}' is not a valid registry name (lower-case letters, digits, '.', '_', '-')")
+    if name == DEFAULT_NAME:
+        raise BadInput(f"'{DEFAULT_NAME}' is the bundled registry's name; choose another with --name")
+    configured = _read_configured()
+    for e in configured:
+        if e.location == location and e.name != name:
+            raise BadInput(f"'{redact(location)}' is already registered as '{e.name}'")
+    entry = RegistryEntry(name, location, kind)
+    if any(e.name == name for e in configured):
+        new_list = [_bundled(), *[entry if e.name == name else e for e in configured]]
+    else:
+        new_list = [_bundled(), *configured, entry]
+    staged: dict[str, Path] = {}
+    if kind == "url":
+        cache = _cache_path(name)
+        staged[name] = cache.with_name(f".{cache.name}.new")
+        fetch_url_index(location, staged[name])
+    try:
+        rebuild_index(new_list, overrides=staged)
+        for n, tmp in staged.items():
+            os.replace(tmp, _cache_path(n))  # rename keeps size and mtime: the fingerprint still holds
+        _write_configured(new_list)
+    finally:
+        for tmp in staged.values():
+            tmp.unlink(missing_ok=True)
+    return entry
+
+
+def remove_registry(name: str) -> RegistryEntry:
+    """Remove an added registry (the bundled default cannot be removed); the index drops it on next open."""
+    if name == DEFAULT_NAME:
+        raise BadInput("the bundled 'default' registry cannot be removed")
+    configured = _read_configured()
+    found = next((e for e in configured if e.name == name), None)
+    if found is None:
+        known = ", ".join(e.name for e in configured) or "none added"
+        raise BadInput(f"no registry named '{name}' (added registries: {known})")
+    _write_configured([e for e in configured if e.name != name])
+    if found.kind == "url":
+        _cache_path(name).unlink(missing_ok=True)
+    return found
+
+
+def update_registries(name: str | None = None) -> list[RegistryEntry]:
+    """Re-fetch URL registries (all, or the one named) and recompile the index strictly.
+
+    A registry that no longer validates raises BadInput and leaves the previous index (and the previous
+    cached copy of a URL index) in place."""
+    import os
+
+    from hubctl.index import rebuild_index
+
+    entries = list_registries()
+    targets = entries if name is None else [get_registry(name)]
+    staged: dict[str, Path] = {}
+    try:
+        for e in targets:
+            if e.kind == "url":
+                cache = _cache_path(e.name)
+                staged[e.name] = cache.with_name(f".{cache.name}.new")
+                fetch_url_index(e.location, staged[e.name])
+        rebuild_index(entries, overrides=staged)
+        for n, tmp in staged.items():
+            os.replace(tmp, _cache_path(n))
+    finally:
+        for tmp in staged.values():
+            tmp.unlink(missing_ok=True)
+    return targets
