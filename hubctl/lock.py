@@ -1,14 +1,76 @@
-"""The project file, inline script metadata, and the lockfile: read, write, check.
+"""The lockfile: its value types, TOML read/write (sorted, byte-stable), the inputs digest, pinning a
+resolution into locked packages, and the comparison of two locks (what changed, by package).
 
-This module owns the lock's value types (below); the resolver produces them, install/sync consume them.
-(Fleshed out by the lockfile work: project file, ``# /// hubctl`` blocks, TOML read/write, digests.)
+Vocabulary follows PEP 751 (pylock.toml) where it fits::
+
+    lock-version = "1.0"
+    created-by = "hubctl"
+    inputs-digest = "sha256:..."          # normalised requirements + settings
+    requires = ["demo-sd<2", "demo-style"]
+
+    [settings]                            # only the settings that are set
+    dtype = "fp16"
+
+    [[packages]]
+    name = "demo-sd"
+    version = "1.4"
+    kind = "checkpoint"
+    family = "demo-sd1"
+    variant = "fp16"
+
+    [[packages.files]]
+    path = "unet/diffusion_pytorch_model.safetensors"
+    url = "hf://org/repo@<40-hex>/unet/diffusion_pytorch_model.safetensors"
+    requested-revision = "main"
+    commit-id = "<40-hex>"
+    size = 1234
+    hashes = {sha256 = "..."}
+
+This module reads and writes lock files and decides; it never fetches (pinning an unpinned hf file
+goes through ``hubctl.install.pin_file``) and never touches the store.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+import json
+import re
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
-__all__ = ["LockedFile", "LockedPackage", "Lock"]
+from hubctl.errors import BadInput
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+if TYPE_CHECKING:
+    from hubctl.manifest import FileRef
+    from hubctl.resolve import Resolution
+
+__all__ = [
+    "LOCK_VERSION",
+    "LockedFile",
+    "LockedPackage",
+    "Lock",
+    "Change",
+    "inputs_digest",
+    "dumps_lock",
+    "loads_lock",
+    "read_lock",
+    "write_lock",
+    "pin",
+    "pin_file_offline",
+    "diff_packages",
+    "format_change",
+]
+
+LOCK_VERSION = "1.0"
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 
 
 @dataclass(frozen=True)
@@ -21,6 +83,16 @@ class LockedFile:
     size: int
     sha256: str
     requested_revision: str | None = None
+
+    @property
+    def commit_id(self) -> str | None:
+        """The 40-hex commit of an hf:// source, else None."""
+        if not self.url.startswith("hf://"):
+            return None
+        from hubctl.manifest import parse_source
+
+        rev = parse_source(self.url).revision
+        return rev if rev and _COMMIT_RE.match(rev) else None
 
 
 @dataclass(frozen=True)
@@ -40,6 +112,9 @@ class LockedPackage:
     trigger: tuple[str, ...] = ()
     requires: tuple[str, ...] = ()
 
+    def label(self) -> str:
+        return f"{self.name} {self.version} ({self.family})"
+
 
 @dataclass
 class Lock:
@@ -51,3 +126,397 @@ class Lock:
     inputs_digest: str = ""
     lock_version: str = "1.0"
     created_by: str = "hubctl"
+    pre: bool = False
+    dtype: str | None = None
+    vram: str | None = None
+
+    def get(self, name: str) -> LockedPackage | None:
+        from packaging.utils import canonicalize_name
+
+        n = canonicalize_name(name)
+        return next((p for p in self.packages if p.name == n), None)
+
+    def pins(self) -> dict[str, str]:
+        return {p.name: p.version for p in self.packages}
+
+    def variant_pins(self) -> dict[str, str]:
+        return {p.name: p.variant for p in self.packages}
+
+    def shas(self) -> list[str]:
+        return [f.sha256 for p in self.packages for f in p.files]
+
+
+# --------------------------------------------------------------------------------------------- digest
+
+
+def inputs_digest(requires: Iterable[str], *, pre: bool = False, dtype: str | None = None, vram: int | str | None = None) -> str:
+    """``sha256:<hex>`` of the normalised requirements and settings: the same inputs, however written
+    (order, spaces, ``Demo_SD`` vs ``demo-sd``, ``10GiB`` vs ``10 GiB``), give the same digest."""
+    from hubctl.resolve import normalise_requirements, parse_vram
+
+    doc = {
+        "requires": normalise_requirements(list(requires)),
+        "pre": bool(pre),
+        "dtype": dtype.lower() if dtype else None,
+        "vram": parse_vram(vram),
+    }
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------- write
+
+
+def _s(value: str) -> str:
+    """A TOML basic string (JSON's escapes are valid TOML)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _arr(values: Iterable[str]) -> str:
+    return "[" + ", ".join(_s(v) for v in values) + "]"
+
+
+def dumps_lock(lock: Lock) -> str:
+    """The lock as TOML text: packages sorted by name, files by path, no timestamps; byte-stable."""
+    lines = [
+        f"lock-version = {_s(lock.lock_version)}",
+        f"created-by = {_s(lock.created_by)}",
+        f"inputs-digest = {_s(lock.inputs_digest)}",
+        f"requires = {_arr(lock.requires)}",
+    ]
+    settings = [(k, v) for k, v in (("pre", lock.pre or None), ("dtype", lock.dtype), ("vram", lock.vram)) if v]
+    if settings:
+        lines += ["", "[settings]"]
+        for k, v in settings:
+            lines.append(f"{k} = {'true' if v is True else _s(str(v))}")
+    for p in sorted(lock.packages, key=lambda p: p.name):
+        lines += ["", "[[packages]]"]
+        lines += [f"name = {_s(p.name)}", f"version = {_s(p.version)}", f"kind = {_s(p.kind)}", f"family = {_s(p.family)}", f"variant = {_s(p.variant)}"]
+        for key, val in (("prediction", p.prediction), ("layout", p.layout), ("dtype", p.dtype)):
+            if val:
+                lines.append(f"{key} = {_s(val)}")
+        for key, vals in (("requires", p.requires), ("tokens", p.tokens), ("trigger", p.trigger)):
+            if vals:
+                lines.append(f"{key} = {_arr(vals)}")
+        for f in sorted(p.files, key=lambda f: f.path):
+            lines += ["", "[[packages.files]]", f"path = {_s(f.path)}", f"url = {_s(f.url)}"]
+            if f.requested_revision:
+                lines.append(f"requested-revision = {_s(f.requested_revision)}")
+            if f.commit_id:
+                lines.append(f"commit-id = {_s(f.commit_id)}")
+            lines.append(f"size = {int(f.size)}")
+            lines.append(f"hashes = {{sha256 = {_s(f.sha256)}}}")
+    return "\n".join(lines) + "\n"
+
+
+def write_lock(path: Path, lock: Lock) -> bool:
+    """Write the lock atomically; return False (and leave the file alone) when the bytes are the same."""
+    from hubctl.fsutil import atomic_write_text
+
+    text = dumps_lock(lock)
+    path = Path(path)
+    try:
+        if path.read_text("utf-8") == text:
+            return False
+    except (OSError, UnicodeDecodeError):
+        pass
+    atomic_write_text(path, text)
+    return True
+
+
+# --------------------------------------------------------------------------------------------- read
+
+
+class _Ctx:
+    """Reads typed values out of a TOML mapping, raising BadInput with the context path."""
+
+    def __init__(self, origin: str) -> None:
+        self.origin = origin
+
+    def fail(self, where: str, msg: str) -> BadInput:
+        return BadInput(f"{where}: {msg}" if where else msg, context=self.origin)
+
+    def get(self, d: Mapping[str, Any], key: str, typ: type | tuple[type, ...], where: str, *, required: bool = True, default: Any = None) -> Any:
+        path = f"{where}.{key}" if where else key
+        if key not in d:
+            if required:
+                raise self.fail(path, "required field is missing")
+            return default
+        v = d[key]
+        if typ is int and isinstance(v, bool) or not isinstance(v, typ):
+            words = {"str": "string", "int": "integer", "bool": "boolean", "list": "list", "dict": "table"}
+            types = (typ,) if isinstance(typ, type) else typ
+            raise self.fail(path, f"{v!r} is not a {' or '.join(words.get(t.__name__, t.__name__) for t in types)}")
+        return v
+
+    def strings(self, d: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
+        vals = self.get(d, key, list, where, required=False, default=[])
+        for i, v in enumerate(vals):
+            if not isinstance(v, str):
+                raise self.fail(f"{where}.{key}[{i}]" if where else f"{key}[{i}]", f"{v!r} is not a string")
+        return tuple(vals)
+
+    def unknown(self, d: Mapping[str, Any], allowed: set[str], where: str) -> None:
+        for k in d:
+            if k not in allowed:
+                raise self.fail(f"{where}.{k}" if where else k, "unknown field")
+
+
+_TOP = {"lock-version", "created-by", "inputs-digest", "requires", "settings", "packages", "tool"}
+_PKG = {"name", "version", "kind", "family", "variant", "prediction", "layout", "dtype", "tokens", "trigger", "requires", "files"}
+_FILE = {"path", "url", "requested-revision", "commit-id", "size", "hashes"}
+
+
+def _file(c: _Ctx, d: Any, where: str) -> LockedFile:
+    from hubctl.manifest import FileRef, parse_source
+
+    if not isinstance(d, dict):
+        raise c.fail(where, "must be a table")
+    c.unknown(d, _FILE, where)
+    path = c.get(d, "path", str, where)
+    url = c.get(d, "url", str, where)
+    try:
+        FileRef(path=path, source=url)  # same path and source rules as manifests
+    except Exception as e:  # pydantic ValidationError
+        from hubctl.manifest import format_validation_error
+
+        msg = format_validation_error(e) if hasattr(e, "errors") else str(e)
+        field_name, _, reason = msg.partition(": ")
+        raise c.fail(f"{where}.{'url' if field_name == 'source' else field_name}", reason) from None
+    src = parse_source(url)
+    if src.scheme == "hf" and not src.pinned:
+        raise c.fail(f"{where}.url", f"'{url}' is not pinned to a 40-hex commit")
+    commit = c.get(d, "commit-id", str, where, required=False)
+    if commit is not None and (src.scheme != "hf" or src.revision != commit):
+        raise c.fail(f"{where}.commit-id", f"'{commit}' does not match the revision in url")
+    size = c.get(d, "size", int, where)
+    if size < 0:
+        raise c.fail(f"{where}.size", f"{size} is negative")
+    hashes = c.get(d, "hashes", dict, where)
+    sha = hashes.get("sha256")
+    if not isinstance(sha, str) or not _SHA256_RE.match(sha):
+        got = f"{len(sha)} characters" if isinstance(sha, str) else repr(sha)
+        raise c.fail(f"{where}.hashes.sha256", f"is not a sha256 (64 lower-case hex digits, got {got})")
+    rr = c.get(d, "requested-revision", str, where, required=False)
+    return LockedFile(path=path, url=url, size=size, sha256=sha, requested_revision=rr)
+
+
+def _package(c: _Ctx, d: Any, where: str) -> LockedPackage:
+    from packaging.utils import canonicalize_name
+    from packaging.version import InvalidVersion, Version
+
+    if not isinstance(d, dict):
+        raise c.fail(where, "must be a table")
+    c.unknown(d, _PKG, where)
+    name = c.get(d, "name", str, where)
+    if canonicalize_name(name) != name:
+        raise c.fail(f"{where}.name", f"'{name}' is not a normalised package name")
+    version = c.get(d, "version", str, where)
+    try:
+        Version(version)
+    except InvalidVersion:
+        raise c.fail(f"{where}.version", f"'{version}' is not a PEP 440 version") from None
+    kind = c.get(d, "kind", str, where)
+    from hubctl.manifest import KINDS
+
+    if kind not in KINDS:
+        raise c.fail(f"{where}.kind", f"'{kind}' is not one of: {', '.join(KINDS)}")
+    files_raw = c.get(d, "files", list, where)
+    if not files_raw:
+        raise c.fail(f"{where}.files", "a package needs at least one file")
+    files = tuple(_file(c, f, f"{where}.files[{i}]") for i, f in enumerate(files_raw))
+    paths = [f.path for f in files]
+    if len(set(paths)) != len(paths):
+        raise c.fail(f"{where}.files", "a path appears twice")
+    return LockedPackage(
+        name=name,
+        version=version,
+        kind=kind,
+        family=c.get(d, "family", str, where),
+        variant=c.get(d, "variant", str, where),
+        files=files,
+        prediction=c.get(d, "prediction", str, where, required=False),
+        layout=c.get(d, "layout", str, where, required=False),
+        dtype=c.get(d, "dtype", str, where, required=False),
+        tokens=c.strings(d, "tokens", where),
+        trigger=c.strings(d, "trigger", where),
+        requires=c.strings(d, "requires", where),
+    )
+
+
+def loads_lock(text: str, *, origin: str = "hubctl.lock") -> Lock:
+    """Parse and validate lock text; raise BadInput with one line naming ``origin`` and the field."""
+    c = _Ctx(origin)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise c.fail("", f"invalid TOML: {e}") from None
+    c.unknown(data, _TOP, "")
+    lv = c.get(data, "lock-version", str, "")
+    if lv.split(".")[0] != LOCK_VERSION.split(".")[0]:
+        raise c.fail("lock-version", f"'{lv}' is not supported (this hubctl reads {LOCK_VERSION})")
+    digest = c.get(data, "inputs-digest", str, "")
+    if not re.match(r"^sha256:[0-9a-f]{64}$", digest):
+        raise c.fail("inputs-digest", f"'{digest}' is not 'sha256:' and 64 hex digits")
+    requires = list(c.strings(data, "requires", ""))
+    from hubctl.resolve import parse_requirement
+
+    for i, r in enumerate(requires):
+        try:
+            parse_requirement(r)
+        except BadInput as e:
+            raise c.fail(f"requires[{i}]", e.message) from None
+    settings = c.get(data, "settings", dict, "", required=False, default={})
+    c.unknown(settings, {"pre", "dtype", "vram"}, "settings")
+    pre = c.get(settings, "pre", bool, "settings", required=False, default=False)
+    dtype = c.get(settings, "dtype", str, "settings", required=False)
+    vram = c.get(settings, "vram", (str, int), "settings", required=False)
+    packages_raw = c.get(data, "packages", list, "", required=False, default=[])
+    packages = [_package(c, p, f"packages[{i}]") for i, p in enumerate(packages_raw)]
+    names = [p.name for p in packages]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise c.fail("packages", f"'{dup}' appears twice")
+    return Lock(
+        packages=packages,
+        requires=requires,
+        inputs_digest=digest,
+        lock_version=lv,
+        created_by=c.get(data, "created-by", str, "", required=False, default="hubctl"),
+        pre=pre,
+        dtype=dtype,
+        vram=str(vram) if vram is not None else None,
+    )
+
+
+def read_lock(path: Path) -> Lock:
+    """Read and validate a lock file (BadInput naming the file on any problem)."""
+    path = Path(path)
+    try:
+        text = path.read_text("utf-8")
+    except FileNotFoundError:
+        raise BadInput("no such lock file; run `hubctl lock` first", context=str(path)) from None
+    except UnicodeDecodeError:
+        raise BadInput("is not UTF-8 text", context=str(path)) from None
+    except OSError as e:
+        raise BadInput(f"cannot read lock file ({e.strerror or e})", context=str(path)) from None
+    return loads_lock(text, origin=str(path))
+
+
+# --------------------------------------------------------------------------------------------- pin
+
+
+def pin_file_offline(ref: "FileRef") -> LockedFile | None:
+    """A LockedFile without any network when the manifest already says everything (sha256, size, and a
+    source that is pinned: a 40-hex hf commit, https, or file); None when it must be asked."""
+    if ref.sha256 is None or ref.size is None:
+        return None
+    src = ref.source_ref
+    if not src.pinned:
+        return None
+    return LockedFile(path=ref.path, url=ref.source, size=ref.size, sha256=ref.sha256)
+
+
+def pin(
+    resolution: "Resolution",
+    *,
+    previous: Lock | None = None,
+    pin_file: Callable[["FileRef"], LockedFile] | None = None,
+) -> list[LockedPackage]:
+    """Turn a resolution into locked packages. Files of a package that ``previous`` already locks at the
+    same version and variant keep their pins (no network); files the manifest fully pins are taken as
+    they are; the rest go through ``pin_file`` (default ``hubctl.install.pin_file``: resolves hf revisions
+    to 40-hex commits and fills size and sha256)."""
+    out: list[LockedPackage] = []
+    for p in resolution.picks:
+        old = previous.get(p.name) if previous is not None else None
+        kept = {f.path: f for f in old.files} if old and (old.version, old.variant) == (p.version, p.variant) else {}
+        files = []
+        for ref in p.variant_info.files:
+            lf = kept.get(ref.path)
+            if lf is not None and ref.sha256 not in (None, lf.sha256):
+                lf = None  # the registry now says another hash for this file: pin again
+            if lf is None:
+                lf = pin_file_offline(ref)
+            if lf is None:
+                if pin_file is None:
+                    from hubctl.install import pin_file as install_pin_file
+
+                    pin_file = install_pin_file
+                lf = pin_file(ref)
+            files.append(replace(lf, path=ref.path))
+        v = p.version_info
+        out.append(
+            LockedPackage(
+                name=p.name,
+                version=p.version,
+                kind=p.kind,
+                family=p.family,
+                variant=p.variant,
+                files=tuple(sorted(files, key=lambda f: f.path)),
+                prediction=v.prediction,
+                layout=p.variant_info.layout,
+                dtype=p.variant_info.dtype,
+                tokens=tuple(v.tokens),
+                trigger=tuple(v.trigger),
+                requires=tuple(v.requires),
+            )
+        )
+    return out
+
+
+# --------------------------------------------------------------------------------------------- compare
+
+
+@dataclass(frozen=True)
+class Change:
+    """One artefact that differs between two locks (or a lock and a fresh resolution)."""
+
+    name: str
+    old: LockedPackage | None
+    new: LockedPackage | None
+
+    @property
+    def what(self) -> str:
+        if self.old is None:
+            return "added"
+        if self.new is None:
+            return "removed"
+        if self.old.version != self.new.version:
+            return "version"
+        if self.old.variant != self.new.variant:
+            return "variant"
+        return "files"
+
+    def to_json(self) -> dict[str, Any]:
+        def side(p: LockedPackage | None) -> dict[str, Any] | None:
+            return None if p is None else {"version": p.version, "family": p.family, "variant": p.variant}
+
+        return {"package": self.name, "change": self.what, "old": side(self.old), "new": side(self.new)}
+
+
+def _fileset(p: LockedPackage) -> set[tuple[str, str, int, str]]:
+    return {(f.path, f.url, f.size, f.sha256) for f in p.files}
+
+
+def diff_packages(old: Iterable[LockedPackage], new: Iterable[LockedPackage]) -> list[Change]:
+    """Every package whose version, variant or files differ, sorted by name."""
+    a = {p.name: p for p in old}
+    b = {p.name: p for p in new}
+    out = []
+    for name in sorted(set(a) | set(b)):
+        pa, pb = a.get(name), b.get(name)
+        if pa is None or pb is None or (pa.version, pa.variant, pa.family) != (pb.version, pb.variant, pb.family) or _fileset(pa) != _fileset(pb):
+            out.append(Change(name, pa, pb))
+    return out
+
+
+def format_change(c: Change, old_label: str = "in the lock", new_label: str = "now") -> str:
+    """``demo-sd: 1.4 (demo-sd1) in the lock, 2.0 (demo-sd2) now``."""
+    def side(p: LockedPackage | None) -> str:
+        if p is None:
+            return "absent"
+        return f"{p.version} ({p.family}{', ' + p.variant if c.what == 'variant' else ''})"
+
+    extra = " (same version, different files)" if c.what == "files" else ""
+    return f"{c.name}: {side(c.old)} {old_label}, {side(c.new)} {new_label}{extra}"
