@@ -244,6 +244,7 @@ class Version(_Model):
     trigger: list[str] = Field(default_factory=list, description="Trigger words for prompts.")
     tokens: list[str] = Field(default_factory=list, description="Embedding tokens, e.g. '<cat-toy>'.")
     released: Optional[str] = Field(default=None, description="Release date (YYYY-MM-DD).")
+    license: Optional[str] = Field(default=None, description="Licence of this version when it differs from the package's.")
     yanked: bool = False
     notes: Optional[str] = None
     variants: list[Variant] = Field(min_length=1)

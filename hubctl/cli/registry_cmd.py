@@ -205,7 +205,7 @@ def search(
     t.add_column("kind")
     t.add_column("latest")
     t.add_column("families")
-    t.add_column("summary", overflow="fold")
+    t.add_column("summary", no_wrap=True, overflow="ellipsis")
     multi = len({r.registry for r in rows}) > 1
     if multi:
         t.add_column("registry")
@@ -214,7 +214,16 @@ def search(
         if multi:
             cells.append(r.registry)
         t.add_row(*cells)
-    out().print(t)
+    from hubctl.cli.output import is_tty
+
+    con = out()
+    if not is_tty():  # piped: one line per package, nothing cut
+        import sys
+
+        from rich.console import Console
+
+        con = Console(file=sys.stdout, width=1000, highlight=False)
+    con.print(t)
 
 
 # --------------------------------------------------------------------------------------------- info
