@@ -1,0 +1,174 @@
+"""`hubctl generate` (a verified inference run from the lock, or --replay of a recorded one) and
+`hubctl runs list|show`. Parses options and renders; the work is in hubctl.run.generate and hubctl.runs.
+Imports nothing heavy at module level (torch/diffusers load only when generate runs)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from hubctl.cli.output import JsonOpt
+
+__all__ = ["register"]
+
+
+def _parse_loras(values: list[str]) -> dict[str, float] | None:
+    from hubctl.errors import BadInput
+
+    if not values:
+        return None
+    out: dict[str, float] = {}
+    for v in values:
+        name, _, w = v.partition("=")
+        name = name.strip()
+        if not name:
+            raise BadInput(f"--lora {v!r}: expected NAME or NAME=WEIGHT")
+        if name.lower() == "none":
+            continue
+        try:
+            out[name] = float(w) if w else 1.0
+        except ValueError:
+            raise BadInput(f"--lora {v!r}: weight {w!r} is not a number") from None
+    return out
+
+
+def generate(
+    prompt: Annotated[Optional[str], typer.Option("--prompt", "-p", help="What to draw.")] = None,
+    negative: Annotated[str, typer.Option("--negative", "-n", help="Negative prompt.")] = "",
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed (random when left out; always recorded).")] = None,
+    steps: Annotated[int, typer.Option("--steps", min=1, max=1000, help="Denoising steps.")] = 20,
+    guidance: Annotated[float, typer.Option("--guidance", "--cfg", help="Classifier-free guidance scale.")] = 7.5,
+    width: Annotated[Optional[int], typer.Option("--width", "-W", min=8, help="Width in pixels (multiple of 8; default: the base's).")] = None,
+    height: Annotated[Optional[int], typer.Option("--height", "-H", min=8, help="Height in pixels (multiple of 8).")] = None,
+    lora: Annotated[Optional[list[str]], typer.Option("--lora", help="NAME[=WEIGHT] of a locked LoRA; repeat. Default: every locked LoRA at 1.0; `--lora none` for none.")] = None,
+    controlnet: Annotated[Optional[str], typer.Option("--controlnet", help="A locked ControlNet to condition on.")] = None,
+    control_image: Annotated[Optional[str], typer.Option("--control-image", help="The ControlNet's conditioning image.")] = None,
+    sampler: Annotated[Optional[str], typer.Option("--sampler", help="euler, euler_a, ddim, pndm, dpmpp_2m, unipc, lms, heun (default: the base's scheduler).")] = None,
+    out: Annotated[Optional[str], typer.Option("--out", "-o", help="PNG path or folder (default: hubctl-out/RUN_ID.png).")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")] = "auto",
+    dtype: Annotated[str, typer.Option("--dtype", help="auto, fp16, bf16 or fp32.")] = "auto",
+    attention: Annotated[str, typer.Option("--attention", help="auto (xformers if it works, else sdpa), sdpa or xformers.")] = "auto",
+    lock: Annotated[Optional[str], typer.Option("--lock", help="Lock file (default: ./hubctl.lock or $HUBCTL_LOCK).")] = None,
+    replay: Annotated[Optional[str], typer.Option("--replay", help="Run a recorded run again and compare image hashes.")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Verified inference run: check every locked file and the set's fit, then generate a PNG with its provenance."""
+    from hubctl.cli.output import out as console
+    from hubctl.cli.output import print_json
+    from hubctl.errors import BadInput, Refused
+
+    if device not in ("auto", "cpu", "mps") and not device.startswith("cuda"):
+        raise BadInput(f"--device {device}: expected auto, cpu, cuda or mps")
+    if dtype not in ("auto", "fp16", "bf16", "fp32"):
+        raise BadInput(f"--dtype {dtype}: expected auto, fp16, bf16 or fp32")
+    if attention not in ("auto", "sdpa", "xformers"):
+        raise BadInput(f"--attention {attention}: expected auto, sdpa or xformers")
+
+    if replay:
+        from hubctl.run.generate import replay as do_replay
+
+        res = do_replay(replay, out=out, device=None if device == "auto" else device, dtype=None if dtype == "auto" else dtype)
+        if json_:
+            print_json(res)
+        else:
+            c = console()
+            verdict = "[green]identical[/green]" if res["match"] else "[red]different[/red]"
+            c.print(f"replay of {res['run']} -> {res['replay']} on {res['device']}: image {verdict}")
+            c.print(f"  original {res['original_image_sha256'][:16]}  replay {res['replay_image_sha256'][:16]}")
+            if not res["match"] and res.get("difference"):
+                d = res["difference"]
+                c.print(f"  difference: max {d.get('max_abs')} / 255 over {d.get('differing_pixels')} of {d.get('pixels')} pixels")
+            c.print(f"  wrote {res['out_path']}")
+        if not res["match"] and res["device"] == "cpu":
+            raise Refused(f"replay of run {res['run']} on cpu gave a different image (pixel sha256 {res['replay_image_sha256'][:16]} != {res['original_image_sha256'][:16]})")
+        return
+
+    if not prompt:
+        raise BadInput("--prompt is required (or --replay RUN_ID)")
+    from hubctl.run.generate import GenerateRequest, run_generate
+
+    req = GenerateRequest(
+        prompt=prompt, negative=negative, seed=seed, steps=steps, guidance=guidance, width=width, height=height,
+        loras=_parse_loras(lora or []), controlnet=controlnet, control_image=control_image, sampler=sampler, out=out,
+        device=device, dtype=dtype, attention=attention,
+    )
+    rec = run_generate(req, lock_path=lock)
+    if json_:
+        print_json(rec)
+        return
+    c = console()
+    c.print(f"[green]wrote[/green] {rec['out_path']}")
+    c.print(f"  run {rec['id']}  seed {rec['seed']}  {rec['width']}x{rec['height']}  {rec['steps']} steps  {rec['sampler']}  cfg {rec['guidance']:g}")
+    c.print(f"  base {rec['base']} [{rec['model_hash']}]  device {rec['device']} {rec['dtype']}  attention {rec['attention']} ({rec['attention_reason']})")
+    loras = rec["params"].get("loras") or {}
+    if loras:
+        c.print("  loras " + ", ".join(f"{k}={v:g}" for k, v in loras.items()))
+    if rec["params"].get("controlnet"):
+        c.print(f"  controlnet {rec['params']['controlnet']}")
+    c.print(f"  image sha256 {rec['image_sha256'][:16]}  ({rec['seconds']:.2f} s)")
+
+
+runs_app = typer.Typer(help="Recorded inference runs: what produced each image.", no_args_is_help=True)
+
+
+@runs_app.command("list")
+def runs_list(
+    limit: Annotated[int, typer.Option("--limit", min=1, help="How many, newest first.")] = 20,
+    json_: JsonOpt = False,
+) -> None:
+    """List recorded runs, newest first."""
+    from hubctl import runs
+    from hubctl.cli.output import out as console
+    from hubctl.cli.output import print_json
+
+    recs = runs.list_runs(limit)
+    if json_:
+        print_json([runs.record_to_dict(r, full=False) for r in recs])
+        return
+    if not recs:
+        console().print("no runs yet (hubctl generate records one per image)")
+        return
+    from rich.table import Table
+
+    t = Table(box=None, header_style="bold")
+    for col in ("run", "created", "base", "seed", "size", "steps", "device", "image", "prompt"):
+        t.add_column(col)
+    for r in recs:
+        tag = f" (replay of {r.replay_of})" if r.replay_of else ""
+        t.add_row(r.id, r.created, r.base, str(r.seed), f"{r.width}x{r.height}", str(r.steps), f"{r.device} {r.dtype}",
+                  r.image_sha256[:12], (r.prompt[:40] + ("..." if len(r.prompt) > 40 else "")) + tag)
+    console().print(t)
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: Annotated[str, typer.Argument(help="A run id (or a unique prefix).")],
+    json_: JsonOpt = False,
+) -> None:
+    """Everything a run used and produced."""
+    from hubctl import runs
+    from hubctl.cli.output import out as console
+    from hubctl.cli.output import print_json
+
+    d = runs.record_to_dict(runs.get_run(run_id))
+    if json_:
+        print_json(d)
+        return
+    c = console()
+    for k in ("id", "created", "status", "replay_of", "prompt", "negative", "seed", "steps", "guidance", "sampler", "width", "height",
+              "base", "model_hash", "lock_digest", "lock_path", "device", "dtype", "attention", "out_path", "image_sha256", "png_sha256", "seconds"):
+        if d.get(k) not in (None, ""):
+            c.print(f"{k:13} {d[k]}")
+    for p in d["packages"]:
+        c.print(f"package      {p['name']} {p['version']} ({p['kind']}, {p['family']})")
+        for f in p["files"]:
+            c.print(f"  {f['sha256'][:16]}  {f['path']}")
+    if d["params"].get("loras"):
+        c.print("loras        " + ", ".join(f"{k}={v:g}" for k, v in d["params"]["loras"].items()))
+    c.print("versions     " + ", ".join(f"{k} {v}" for k, v in sorted(d["versions"].items())))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("generate")(generate)
+    app.add_typer(runs_app, name="runs")

@@ -1,0 +1,99 @@
+"""Run records: what a verified inference run used and produced, in the state database.
+
+Owns the ``run`` table (lock digest, the locked packages, every file hash, library versions, device, dtype,
+attention backend, parameters, seed, output path and image hashes) and reading/writing it. Must not import
+torch or diffusers: ``hubctl runs list`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from sqlmodel import Field, Session, SQLModel, select
+
+from hubctl.errors import BadInput
+
+__all__ = ["RunRecord", "new_run_id", "add_run", "get_run", "list_runs", "record_to_dict"]
+
+
+class RunRecord(SQLModel, table=True):
+    __tablename__ = "run"
+
+    id: str = Field(primary_key=True)
+    created: str = Field(index=True)
+    status: str = "ok"
+    prompt: str = ""
+    negative: str = ""
+    seed: int = 0
+    steps: int = 0
+    guidance: float = 0.0
+    width: int = 0
+    height: int = 0
+    sampler: str = ""
+    base: str = ""  # "name version"
+    model_hash: str = ""
+    lock_digest: str = ""
+    lock_path: str = ""
+    device: str = ""
+    dtype: str = ""
+    attention: str = ""
+    out_path: str = ""
+    image_sha256: str = ""  # over the pixels: what replays compare
+    png_sha256: str = ""  # over the PNG file
+    replay_of: Optional[str] = None
+    seconds: float = 0.0
+    params_json: str = "{}"  # everything needed to run it again (loras, controlnet, control image hash, ...)
+    packages_json: str = "[]"  # the locked packages with their files (so a replay needs no lock file)
+    versions_json: str = "{}"  # library versions
+
+
+def new_run_id() -> str:
+    """A short, sortable id: UTC time to the second plus 4 random hex digits."""
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+def _engine():  # type: ignore[no-untyped-def]
+    from hubctl.db import ensure_tables, state_engine
+
+    eng = state_engine()
+    ensure_tables(eng, [RunRecord])
+    return eng
+
+
+def add_run(rec: RunRecord) -> RunRecord:
+    with Session(_engine()) as s:
+        s.add(rec)
+        s.commit()
+        s.refresh(rec)
+    return rec
+
+
+def get_run(run_id: str) -> RunRecord:
+    """The run with this id, or the only one whose id starts with it; BadInput when none or several."""
+    with Session(_engine()) as s:
+        rec = s.get(RunRecord, run_id)
+        if rec is not None:
+            return rec
+        matches = list(s.exec(select(RunRecord).where(RunRecord.id.startswith(run_id))).all()) if run_id else []  # type: ignore[attr-defined]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise BadInput(f"no run {run_id!r} (see `hubctl runs list`)")
+    raise BadInput(f"run id {run_id!r} is ambiguous: {', '.join(m.id for m in matches[:5])}")
+
+
+def list_runs(limit: int = 50) -> list[RunRecord]:
+    with Session(_engine()) as s:
+        return list(s.exec(select(RunRecord).order_by(RunRecord.created.desc(), RunRecord.id.desc()).limit(limit)).all())  # type: ignore[attr-defined]
+
+
+def record_to_dict(rec: RunRecord, *, full: bool = True) -> dict[str, Any]:
+    d = rec.model_dump()
+    for k in ("params_json", "packages_json", "versions_json"):
+        raw = d.pop(k)
+        if full:
+            d[k[: -len("_json")]] = json.loads(raw)
+    return d
