@@ -335,8 +335,10 @@ class BaseHandler(BaseHTTPRequestHandler):
     def send_response(self, code: int, message: str | None = None) -> None:
         method = getattr(self, "method", None) or self.command or "?"
         path = getattr(self, "req_path", None) or self.path or "?"
-        headers = dict(self.headers.items()) if getattr(self, "headers", None) is not None else {}
-        self.owner.stats.record(RequestRecord(method, path, headers.get("Range"), code, self.owner.name, headers))
+        msg = getattr(self, "headers", None)
+        headers = dict(msg.items()) if msg is not None else {}
+        rng = msg.get("Range") if msg is not None else None
+        self.owner.stats.record(RequestRecord(method, path, rng, code, self.owner.name, headers))
         super().send_response(code, message)
 
     # ---- small replies
