@@ -84,3 +84,84 @@ def real_like_index() -> MemoryIndex:
             manifest("sd2-vae", "vae", [version("1.0", "sd2")]),
         ]
     )
+
+
+# ------------------------------------------------------------------ a registry folder with real files
+
+
+_FAMILIES_TOML = """\
+# tiny look-alikes of sd1/sd2 for resolver and lock tests
+[[families]]
+id = "demo-sd1"
+cross_attention_dim = 32
+text_encoder_widths = [32]
+text_encoder_layers = [2]
+
+[[families]]
+id = "demo-sd2"
+cross_attention_dim = 64
+text_encoder_widths = [64]
+text_encoder_layers = [2]
+use_linear_projection = true
+prediction_types = ["v_prediction"]
+"""
+
+# package -> kind, [(version, family, {file path: tensor seed})]
+FILE_HUB: dict[str, tuple[str, list[tuple[str, str, dict[str, int]]]]] = {
+    "demo-sd": (
+        "checkpoint",
+        [
+            ("1.4", "demo-sd1", {"unet/diffusion_pytorch_model.safetensors": 14, "model_index.json": 0}),
+            ("2.0", "demo-sd2", {"unet/diffusion_pytorch_model.safetensors": 20, "model_index.json": 0}),
+            ("2.1b1", "demo-sd2", {"unet/diffusion_pytorch_model.safetensors": 21, "model_index.json": 0}),
+        ],
+    ),
+    "demo-style": ("lora", [("1.0", "demo-sd1", {"demo-style.safetensors": 101}), ("2.0", "demo-sd2", {"pytorch_lora_weights.safetensors": 102})]),
+    "demo-token": ("embedding", [("1.0", "demo-sd1", {"learned_embeds.safetensors": 201})]),
+}
+
+
+def _write_artefact(path: Path, seed: int) -> None:
+    """A real (tiny) safetensors file, or a small JSON config for ``seed == 0``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if seed == 0:
+        path.write_text('{"_class_name": "StableDiffusionPipeline"}\n')
+        return
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(seed)
+    save_file({"weight": rng.standard_normal((8, 8)).astype("float32")}, str(path))
+
+
+def write_file_hub(root: Path) -> Path:
+    """Write a registry folder (families + manifests) whose every file is real, on disk, with its size and
+    sha256, served by ``file://`` sources. Returns the registry folder."""
+    import tomli_w
+
+    reg = root / "registry"
+    (reg / "manifests").mkdir(parents=True, exist_ok=True)
+    (reg / "families.toml").write_text(_FAMILIES_TOML)
+    for name, (kind, versions) in FILE_HUB.items():
+        vers = []
+        for ver, family, files in versions:
+            refs = []
+            for rel, seed in files.items():
+                p = root / "files" / name / ver / rel
+                _write_artefact(p, seed)
+                data = p.read_bytes()
+                refs.append({"path": rel, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "source": p.as_uri()})
+            vers.append({"version": ver, "family": family, "variants": [{"name": "fp32", "dtype": "fp32", "files": refs}]})
+        d = reg / "manifests" / kind
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"{name}.toml").write_text(tomli_w.dumps({"name": name, "kind": kind, "versions": vers}))
+    return reg
+
+
+def register_file_hub(root: Path) -> Path:
+    """Write the file hub and add it as a registry (through the real registries/index code)."""
+    from hubctl.registries import add_registry
+
+    reg = write_file_hub(root)
+    add_registry(str(reg), name="testhub")
+    return reg
