@@ -1,0 +1,129 @@
+"""Transfer progress: rich bars with bytes, rate and ETA on a terminal; nothing at all otherwise.
+
+``make_progress(enabled)`` returns an object with ``task(label, total) -> Task`` (``Task.advance(n)``,
+``Task.done()``), ``note(text)`` and ``close()``; it is a context manager and thread-safe. Bars go to
+stderr and only when stderr is a terminal and ``enabled`` (the CLI passes ``not --json``), so piped or
+machine-readable runs stay quiet. Knows nothing about what is being transferred.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Any, Optional
+
+__all__ = ["make_progress", "Task", "ProgressSink"]
+
+
+class Task:
+    """One bar (or nothing)."""
+
+    def __init__(self, owner: Optional["ProgressSink"] = None, task_id: Any = None) -> None:
+        self._owner = owner
+        self._id = task_id
+
+    def advance(self, n: int) -> None:
+        if self._owner is not None:
+            self._owner._advance(self._id, n)
+
+    def done(self) -> None:
+        if self._owner is not None:
+            self._owner._done(self._id)
+
+
+class ProgressSink:
+    """The silent progress: every call is a no-op. Subclassed by the rich one."""
+
+    def task(self, label: str, total: Optional[int]) -> Task:
+        return Task()
+
+    def note(self, text: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def _advance(self, task_id: Any, n: int) -> None:
+        pass
+
+    def _done(self, task_id: Any) -> None:
+        pass
+
+    def __enter__(self) -> "ProgressSink":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _RichProgress(ProgressSink):
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self._console = Console(file=sys.stderr)
+        self._p = Progress(
+            TextColumn("{task.description}", style="cyan"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=self._console,
+            transient=False,
+        )
+        self._lock = threading.Lock()
+        self._started = False
+
+    def _start(self) -> None:
+        with self._lock:
+            if not self._started:
+                self._p.start()
+                self._started = True
+
+    def task(self, label: str, total: Optional[int]) -> Task:
+        self._start()
+        return Task(self, self._p.add_task(label, total=total))
+
+    def note(self, text: str) -> None:
+        from rich.markup import escape
+
+        self._start()
+        self._p.console.print(escape(text))
+
+    def _advance(self, task_id: Any, n: int) -> None:
+        self._p.advance(task_id, n)
+
+    def _done(self, task_id: Any) -> None:
+        t = next((t for t in self._p.tasks if t.id == task_id), None)
+        if t is not None and t.total is not None:
+            self._p.update(task_id, completed=t.total)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._started:
+                self._p.stop()
+                self._started = False
+
+
+def _stderr_is_tty() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def make_progress(enabled: bool | ProgressSink = True) -> ProgressSink:
+    """Rich bars when ``enabled`` and stderr is a terminal; otherwise the silent sink. A ProgressSink
+    passed in is returned as it is."""
+    if isinstance(enabled, ProgressSink):
+        return enabled
+    if enabled and _stderr_is_tty():
+        return _RichProgress()
+    return ProgressSink()

@@ -1,0 +1,505 @@
+"""``https://`` (and ``http://``) sources: any static server, Civitai-style download URLs, Hub CDNs.
+
+Built on ``http.client`` for speed (large ``readinto`` reads straight into one buffer, ``os.pwrite``
+into the partial file, hashing in a separate thread by the store): redirects (Authorization dropped when
+the host changes), Range + If-Range resume with the ETag, several ranged parts in parallel for large
+files, bounded retries with exponential backoff for 5xx / 429 / dropped connections, and one-line
+errors for 401/403/404/5xx.
+
+Credentials come from the environment, per host, and only ever travel in a header:
+    HUBCTL_AUTH_<HOST>          e.g. HUBCTL_AUTH_EXAMPLE_ORG=token  (host upper-cased, every
+                                non-alphanumeric character as '_'; HUBCTL_AUTH_<HOST>_<PORT> wins when
+                                set). A bare value is sent as ``Bearer <value>``; a value with a space
+                                ("Basic dXNlcjpwYXNz") is sent as the whole Authorization header.
+    CIVITAI_TOKEN               for civitai.com and its subdomains (CIVITAI_API_KEY also accepted).
+Tunables (read at call time): HUBCTL_HTTP_RETRIES (default 5), HUBCTL_HTTP_BACKOFF (first delay in
+seconds, default 0.5, doubling, capped at 8), HUBCTL_HTTP_PARALLEL_MIN (bytes from which a file is fetched
+in parts, default 64 MiB), HUBCTL_HTTP_PARTS (default 4), HUBCTL_HTTP_TIMEOUT (seconds, default 60).
+
+Never: print, log or raise with a token in it (every URL in a message goes through ``redact``).
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import os
+import random
+import re
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from typing import BinaryIO, Optional
+from urllib.parse import urljoin, urlsplit
+
+from hubctl.errors import BadInput, SourceError, redact
+from hubctl.sources.base import Progress, RemoteStat, Sink
+
+__all__ = ["HttpSource", "HttpStatusError", "auth_header_for", "Response"]
+
+BUF = 4 << 20
+MAX_REDIRECTS = 10
+USER_AGENT = "hubctl/0.1"
+_REDIRECTS = (301, 302, 303, 307, 308)
+
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name, "") or default)
+    except ValueError:
+        return default
+
+
+def _env_float(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, "") or default)
+    except ValueError:
+        return default
+
+
+def _env_name(host: str) -> str:
+    return "HUBCTL_AUTH_" + re.sub(r"[^A-Z0-9]", "_", host.upper())
+
+
+def auth_header_for(host: str, port: Optional[int] = None) -> tuple[Optional[str], Optional[str]]:
+    """(Authorization header value, the environment variable it came from) for ``host``, or (None, None)."""
+    names = ([f"{_env_name(host)}_{port}"] if port else []) + [_env_name(host)]
+    for name in names:
+        v = os.environ.get(name)
+        if v:
+            return (v if " " in v.strip() else f"Bearer {v.strip()}"), name
+    h = host.lower()
+    if h == "civitai.com" or h.endswith(".civitai.com"):
+        for name in ("CIVITAI_TOKEN", "CIVITAI_API_KEY"):
+            v = os.environ.get(name)
+            if v:
+                return f"Bearer {v.strip()}", name
+    return None, None
+
+
+class _Transient(Exception):
+    """A failure worth retrying (5xx, 429, a dropped connection)."""
+
+    def __init__(self, what: str, status: Optional[int] = None) -> None:
+        super().__init__(what)
+        self.what = what
+        self.status = status
+
+
+class _RangeIgnored(Exception):
+    """The server answered 200 (the whole file) to a ranged request."""
+
+
+@dataclass
+class Response:
+    """An open response (body not read) and the URL it came from after redirects."""
+
+    conn: http.client.HTTPConnection
+    resp: http.client.HTTPResponse
+    url: str
+
+    @property
+    def status(self) -> int:
+        return self.resp.status
+
+    def header(self, name: str) -> Optional[str]:
+        return self.resp.getheader(name)
+
+    def close(self) -> None:
+        try:
+            self.resp.close()
+        finally:
+            self.conn.close()
+
+
+class HttpStatusError(SourceError):
+    """An HTTP error status that retrying will not fix (401, 403, 404, ...); ``status`` keeps the code."""
+
+    def __init__(self, message: str, *, status: int = 0, context: Optional[str] = None) -> None:
+        super().__init__(message, context=context)
+        self.status = status
+
+    def with_context(self, prefix: str) -> "HttpStatusError":
+        ctx = f"{prefix}: {self.context}" if self.context else prefix
+        return HttpStatusError(self.message, status=self.status, context=ctx)
+
+
+class _BodyStream(io.RawIOBase):
+    """A response body as a file-like object (``read(n)`` returns n bytes unless the body ends) that
+    closes its connection; ``limit`` caps how much is read."""
+
+    def __init__(self, r: Response, limit: Optional[int]) -> None:
+        self._r = r
+        self._left = limit
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[no-untyped-def]
+        mv = memoryview(b).cast("B")
+        if self._left is not None:
+            mv = mv[: self._left]
+        if not len(mv) or self._r.resp.isclosed():
+            return 0
+        try:
+            n = self._r.resp.readinto(mv) or 0
+        except (OSError, http.client.HTTPException) as e:
+            raise SourceError(f"{redact(self._r.url)}: {_describe(e)}") from None
+        if self._left is not None:
+            self._left -= n
+        return n
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            return self.readall()
+        out = bytearray(n)
+        got = 0
+        while got < n:
+            k = self.readinto(memoryview(out)[got:])
+            if not k:
+                break
+            got += k
+        del out[got:]
+        return bytes(out)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._r.close()
+        super().close()
+
+
+class HttpSource:
+    """A file behind an ``http(s)://`` URL. ``headers`` are extra request headers for the first host
+    (e.g. the Hub token); they are dropped, like the per-host auth, when a redirect changes host."""
+
+    def __init__(self, url: str, *, headers: Optional[dict[str, str]] = None, display: Optional[str] = None) -> None:
+        split = urlsplit(url)
+        if split.scheme not in ("http", "https") or not split.hostname:
+            raise BadInput(f"'{redact(url)}' is not an http(s) URL")
+        self.url = url
+        self.display = display or redact(url)
+        self.extra_headers = dict(headers or {})
+        self._final_url: Optional[str] = None
+
+    # ------------------------------------------------------------------------------ requests
+    def _headers_for(self, url: str, extra: dict[str, str]) -> tuple[dict[str, str], Optional[str]]:
+        split = urlsplit(url)
+        first = urlsplit(self.url)
+        h = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+        source = None
+        same_origin = (split.hostname, split.port) == (first.hostname, first.port)
+        if same_origin:
+            h.update(self.extra_headers)
+            if "Authorization" in self.extra_headers:
+                source = "the Hub token"
+        if "Authorization" not in h:
+            value, source = auth_header_for(split.hostname or "", split.port)
+            if value:
+                h["Authorization"] = value
+        h.update(extra)
+        return h, source
+
+    def _open(self, method: str, url: str, extra: Optional[dict[str, str]] = None) -> Response:
+        """One request, following redirects. Raises _Transient for retryable trouble, SourceError otherwise."""
+        extra = extra or {}
+        timeout = _env_float("HUBCTL_HTTP_TIMEOUT", 60.0)
+        for _ in range(MAX_REDIRECTS + 1):
+            split = urlsplit(url)
+            host = split.hostname or ""
+            if split.scheme == "https":
+                conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                    host, split.port, timeout=timeout, context=ssl.create_default_context()
+                )
+            else:
+                conn = http.client.HTTPConnection(host, split.port, timeout=timeout)
+            path = split.path or "/"
+            if split.query:
+                path += "?" + split.query
+            headers, auth_source = self._headers_for(url, extra)
+            try:
+                conn.request(method, path, headers=headers)
+                resp = conn.getresponse()
+            except (OSError, http.client.HTTPException) as e:
+                conn.close()
+                raise _Transient(_describe(e)) from None
+            if resp.status in _REDIRECTS:
+                loc = resp.getheader("Location")
+                resp.close()
+                conn.close()
+                if not loc:
+                    raise SourceError(f"{self.display}: redirect {resp.status} without a Location")
+                url = urljoin(url, loc)
+                continue
+            r = Response(conn, resp, url)
+            if resp.status >= 400:
+                self._fail(r, auth_source)
+            return r
+        raise SourceError(f"{self.display}: more than {MAX_REDIRECTS} redirects")
+
+    def _fail(self, r: Response, auth_source: Optional[str]) -> None:
+        status, reason = r.status, r.resp.reason
+        r.close()
+        if status >= 500 or status == 429:
+            raise _Transient(f"server error {status} {reason}", status)
+        host = urlsplit(r.url).hostname or ""
+        if status == 401:
+            hint = (
+                f"the credentials from {auth_source} were not accepted"
+                if auth_source
+                else f"the server wants credentials: set {_env_name(host)} (or CIVITAI_TOKEN for civitai.com, HF_TOKEN for the Hub)"
+            )
+            raise HttpStatusError(f"{self.display}: 401 Unauthorized: {hint}", status=401)
+        if status == 403:
+            hint = f"the credentials from {auth_source} do not grant access" if auth_source else "access denied"
+            raise HttpStatusError(f"{self.display}: 403 Forbidden: {hint}", status=403)
+        if status == 404:
+            raise HttpStatusError(f"{self.display}: 404 Not Found", status=404)
+        if status == 416:
+            raise _RangeUnsatisfiable(r)
+        raise HttpStatusError(f"{self.display}: HTTP {status} {reason}", status=status)
+
+    def _retrying(self, what, fn):  # type: ignore[no-untyped-def]
+        """Call ``fn`` with bounded retries and exponential backoff on transient failures."""
+        tries = max(1, _env_int("HUBCTL_HTTP_RETRIES", 5))
+        delay = _env_float("HUBCTL_HTTP_BACKOFF", 0.5)
+        for attempt in range(1, tries + 1):
+            try:
+                return fn()
+            except _Transient as e:
+                if attempt == tries:
+                    raise SourceError(f"{self.display}: {e.what} (gave up after {tries} tries)") from None
+                time.sleep(min(8.0, delay * (2 ** (attempt - 1))) * (0.75 + random.random() / 2))
+        raise AssertionError("unreachable")
+
+    # ------------------------------------------------------------------------------ protocol
+    def stat(self) -> RemoteStat:
+        """HEAD (following redirects): size, ETag, whether ranges work. The final URL is kept for the body."""
+
+        def head() -> RemoteStat:
+            r = self._open("HEAD", self.url)
+            try:
+                size = _int(r.header("Content-Length"))
+                etag = r.header("ETag")
+                ranges = (r.header("Accept-Ranges") or "").lower() == "bytes"
+                self._final_url = r.url
+                linked = r.header("X-Linked-Etag")
+                sha = _sha_from_etag(linked) if linked else None
+                return RemoteStat(self.display, size, etag=etag, sha256=sha, accept_ranges=ranges)
+            finally:
+                r.close()
+
+        def probe() -> RemoteStat:
+            # servers (and URLs pre-signed for GET only) that refuse HEAD: ask for the first byte instead
+            r = self._open("GET", self.url, {"Range": "bytes=0-0"})
+            try:
+                self._final_url = r.url
+                etag = r.header("ETag")
+                if r.status == 206:
+                    size = _total_from_content_range(r.header("Content-Range"))
+                    return RemoteStat(self.display, size, etag=etag, accept_ranges=True)
+                return RemoteStat(self.display, _int(r.header("Content-Length")), etag=etag, accept_ranges=False)
+            finally:
+                r.close()
+
+        try:
+            return self._retrying("HEAD", head)
+        except HttpStatusError as e:
+            if e.status not in (403, 405, 501):
+                raise
+            try:
+                return self._retrying("GET", probe)
+            except HttpStatusError:
+                raise e from None
+
+    def open_range(self, start: int = 0, end: Optional[int] = None) -> BinaryIO:
+        """The bytes [start, end). A server that ignores Range gets its stream read from byte 0, the
+        first ``start`` bytes skipped and the rest cut at ``end``: nothing beyond ``end`` is read."""
+        rng = f"bytes={start}-" + ("" if end is None else str(max(start, end - 1)))
+
+        def go() -> Response:
+            return self._open("GET", self._final_url or self.url, {"Range": rng})
+
+        try:
+            r = self._retrying("GET", go)
+        except _RangeUnsatisfiable as e:
+            e.r.close()
+            return _BodyStream(e.r, 0)
+        limit = None if end is None else end - start
+        if r.status == 200 and start > 0:
+            skip = start
+            while skip > 0:
+                chunk = r.resp.read(min(skip, BUF))
+                if not chunk:
+                    break
+                skip -= len(chunk)
+        return _BodyStream(r, limit)
+
+    def cached_blob(self, sha256: Optional[str]) -> None:
+        return None
+
+    def download(self, sink: Sink, *, expected_size: Optional[int] = None, progress: Optional[Progress] = None,
+                 etag: Optional[str] = None) -> None:
+        """Fetch the file into ``sink``: in parallel ranged parts when it is large and the server takes
+        Range, else one stream; every part resumes where an earlier attempt (or process) stopped."""
+        st = self.stat()
+        size = expected_size if expected_size is not None else st.size
+        self._announced = st.size
+        validator = etag or st.etag
+        strong = validator if validator and not validator.startswith("W/") else None
+        min_parallel = _env_int("HUBCTL_HTTP_PARALLEL_MIN", 64 << 20)
+        nparts = _env_int("HUBCTL_HTTP_PARTS", 4) if (size and size >= min_parallel and st.accept_ranges) else 1
+        parts = sink.plan(size, strong, nparts)
+        url = self._final_url or self.url
+        try:
+            if len(parts) <= 1:
+                for p in parts:
+                    self._fetch_part(sink, p, url, strong, progress)
+            else:
+                self._parallel(sink, parts, url, strong, progress)
+        except _RangeIgnored:
+            part = sink.restart_single()
+            self._fetch_part(sink, part, url, None, progress)
+
+    # ------------------------------------------------------------------------------ parts
+    def _parallel(self, sink: Sink, parts: list, url: str, validator: Optional[str], progress: Optional[Progress]) -> None:  # type: ignore[type-arg]
+        errors: list[BaseException] = []
+        abort = threading.Event()
+
+        def run(p) -> None:  # type: ignore[no-untyped-def]
+            try:
+                self._fetch_part(sink, p, url, validator, progress, abort)
+            except BaseException as e:  # noqa: BLE001
+                errors.append(e)
+                abort.set()
+
+        threads = [threading.Thread(target=run, args=(p,), daemon=True, name=f"part-{p.index}") for p in parts]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            # an OSError from writing (disk full) outranks the others: the store reports it
+            for e in errors:
+                if isinstance(e, OSError):
+                    raise e
+            raise errors[0]
+
+    def _fetch_part(self, sink: Sink, part, url: str, validator: Optional[str], progress: Optional[Progress],  # type: ignore[no-untyped-def]
+                    abort: Optional[threading.Event] = None) -> None:
+        """Fetch one part to its end, resuming after drops; ``tries`` bounds attempts without progress."""
+        tries = max(1, _env_int("HUBCTL_HTTP_RETRIES", 5))
+        delay = _env_float("HUBCTL_HTTP_BACKOFF", 0.5)
+        failures = 0
+        buf = bytearray(BUF)
+        mv = memoryview(buf)
+        while not part.complete:
+            if abort is not None and abort.is_set():
+                return
+            before = part.done
+            try:
+                self._stream_once(sink, part, url, validator, progress, mv, abort)
+                if part.end is None:
+                    return  # unknown size: the server closed the body cleanly
+                if part.complete:
+                    return
+                raise _Transient(f"connection closed after {part.done} of {part.end} bytes")
+            except _Transient as e:
+                if part.done > before:
+                    failures = 0  # progress was made: the budget is per stall, not per file
+                failures += 1
+                if failures >= tries:
+                    what = e.what
+                    if part.end is not None and part.done < part.end and e.status is None:
+                        what = f"connection kept failing at byte {part.done} of {part.end} ({e.what})"
+                    raise SourceError(f"{self.display}: {what} (gave up after {tries} tries)") from None
+                time.sleep(min(8.0, delay * (2 ** (failures - 1))) * (0.75 + random.random() / 2))
+            except _RangeUnsatisfiable as e:
+                total = _total_from_content_range(e.r.header("Content-Range"))
+                raise SourceError(
+                    f"{self.display}: the server has {total if total is not None else 'fewer'} bytes, "
+                    f"but {part.end if part.end is not None else 'more'} were expected"
+                ) from None
+
+    def _stream_once(self, sink: Sink, part, url: str, validator: Optional[str], progress: Optional[Progress],  # type: ignore[no-untyped-def]
+                     mv: memoryview, abort: Optional[threading.Event]) -> None:
+        extra: dict[str, str] = {}
+        if part.done > 0 or part.end is not None:
+            extra["Range"] = f"bytes={part.done}-" + ("" if part.end is None else str(part.end - 1))
+            if validator and part.done > part.start:
+                extra["If-Range"] = validator
+        r = self._open("GET", url, extra)
+        try:
+            if r.status == 206:
+                start = _start_from_content_range(r.header("Content-Range"))
+                if start is not None and start != part.done:
+                    raise SourceError(f"{self.display}: the server answered bytes from {start}, asked for {part.done}")
+            elif r.status == 200:
+                if part.done != 0 or part.start != 0:
+                    raise _RangeIgnored()
+            else:
+                raise SourceError(f"{self.display}: unexpected HTTP {r.status}")
+            while True:
+                if abort is not None and abort.is_set():
+                    return
+                want = len(mv) if part.end is None else min(len(mv), part.end - part.done)
+                if want <= 0:
+                    return
+                try:
+                    n = r.resp.readinto(mv[:want])
+                except (OSError, http.client.HTTPException) as e:
+                    raise _Transient(_describe(e)) from None
+                if not n:
+                    return
+                sink.write(part, mv[:n])
+                if progress is not None:
+                    progress(n)
+        finally:
+            r.close()
+
+
+class _RangeUnsatisfiable(Exception):
+    def __init__(self, r: Response) -> None:
+        super().__init__("416")
+        self.r = r
+
+
+def _describe(e: BaseException) -> str:
+    if isinstance(e, http.client.IncompleteRead):
+        return "connection closed mid-body"
+    if isinstance(e, http.client.RemoteDisconnected):
+        return "server closed the connection"
+    if isinstance(e, socket.timeout):
+        return "timed out"
+    if isinstance(e, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(e, socket.gaierror):
+        return f"cannot resolve host ({e.strerror})"
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror.lower()
+    return type(e).__name__
+
+
+def _int(v: Optional[str]) -> Optional[int]:
+    try:
+        return int(v) if v is not None else None
+    except ValueError:
+        return None
+
+
+def _start_from_content_range(v: Optional[str]) -> Optional[int]:
+    m = re.match(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)", v or "")
+    return int(m.group(1)) if m else None
+
+
+def _total_from_content_range(v: Optional[str]) -> Optional[int]:
+    m = re.match(r"\s*bytes\s+(?:\*|\d+-\d+)/(\d+)", v or "")
+    return int(m.group(1)) if m else None
+
+
+def _sha_from_etag(etag: str) -> Optional[str]:
+    s = etag.strip().strip('"').lower()
+    if s.startswith("w/"):
+        return None
+    return s if re.fullmatch(r"[0-9a-f]{64}", s) else None

@@ -1,0 +1,790 @@
+"""The content-addressed store: blobs by sha256, written once, read-only; resumable partial downloads;
+per-blob file locks; the (device, inode, size, mtime_ns) verification cache; garbage collection.
+
+    $HUBCTL_HOME/store/sha256/ab/<hex>        a blob (mode 0444), named by the sha256 of its bytes
+    $HUBCTL_HOME/store/partial/<key>.part     bytes of a download in progress (written at offsets)
+    $HUBCTL_HOME/store/partial/<key>.json     its plan: expected size, validator (ETag), part ranges
+    $HUBCTL_HOME/store/partial/<key>.prog     its progress: 8 bytes per part (offset reached), pwrite'd
+    $HUBCTL_HOME/store/locks/<key>.lock       fcntl lock held while one process fetches that blob
+    $HUBCTL_HOME/store/locks/store.lock       shared by installs, exclusive for gc
+
+Every byte that enters is hashed on the way in (a hasher thread follows the written frontier of the
+partial file, so hashing overlaps the download); size and sha256 are checked; then fsync, chmod 0444 and
+an atomic rename make the blob visible. A killed process leaves its partial file, which the next fetch
+of the same key resumes. This module knows blobs and references only, never manifests or lockfiles, and
+never talks to the network: sources write into a :class:`PartialFile` handed to them.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import stat as stat_mod
+import struct
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Optional
+
+from sqlmodel import Field, SQLModel
+
+from hubctl.errors import HubctlError, SourceError
+from hubctl.fsutil import atomic_write_text, fsync_dir
+
+__all__ = [
+    "BlobRecord",
+    "Store",
+    "StoreError",
+    "Part",
+    "PartialFile",
+    "FetchResult",
+    "BlobCheck",
+    "GcReport",
+    "HashMismatch",
+    "sha256_file",
+    "open_store",
+]
+
+CHUNK = 8 << 20  # read size for hashing
+BLOB_MODE = 0o444
+
+
+class StoreError(HubctlError):
+    """The store could not take a blob (disk full, permissions): exit 1, one line."""
+
+    exit_code = 1
+
+
+class HashMismatch(SourceError):
+    """Bytes arrived but their size or sha256 is not the expected one; nothing was stored (exit 3)."""
+
+
+# -------------------------------------------------------------------------------------------- table
+
+
+class BlobRecord(SQLModel, table=True):
+    """One blob in the store, with the stat it had when it was last hashed (the verification cache)."""
+
+    __tablename__ = "store_blobs"
+
+    sha256: str = Field(primary_key=True)
+    size: int
+    device: int
+    inode: int
+    mtime_ns: int
+    verified_at: float = 0.0
+
+
+_tables_ready: set[int] = set()
+
+
+def _engine():  # type: ignore[no-untyped-def]
+    from hubctl.db import ensure_tables, state_engine
+
+    eng = state_engine()
+    if id(eng) not in _tables_ready:
+        ensure_tables(eng, [BlobRecord])
+        _tables_ready.add(id(eng))
+    return eng
+
+
+# -------------------------------------------------------------------------------------------- hashing
+
+# A hook so tests can inject a full disk (ENOSPC) without a tiny filesystem (which needs root to mount).
+_pwrite: Callable[[int, bytes | memoryview, int], int] = os.pwrite
+
+
+def sha256_file(path: Path, *, progress: Callable[[int], None] | None = None) -> tuple[str, int]:
+    """Stream a file through sha256: (hex digest, bytes read). Large reads into one reused buffer."""
+    h = hashlib.sha256()
+    n = 0
+    buf = bytearray(CHUNK)
+    mv = memoryview(buf)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        except (AttributeError, OSError):
+            pass
+        while True:
+            k = os.readv(fd, [mv])
+            if not k:
+                break
+            h.update(mv[:k])
+            n += k
+            if progress is not None:
+                progress(k)
+    finally:
+        os.close(fd)
+    return h.hexdigest(), n
+
+
+# ------------------------------------------------------------------------------------------- partials
+
+
+@dataclass
+class Part:
+    """One byte range of a download: [start, end) with ``done`` the absolute offset reached so far.
+    ``end`` is None when the total size is unknown (a single open-ended part)."""
+
+    index: int
+    start: int
+    end: Optional[int]
+    done: int
+
+    @property
+    def remaining(self) -> Optional[int]:
+        return None if self.end is None else self.end - self.done
+
+    @property
+    def complete(self) -> bool:
+        return self.end is not None and self.done >= self.end
+
+
+class PartialFile:
+    """A download in progress: the sink every source writes into (thread-safe ``write``).
+
+    ``plan(size, validator, parts)`` either resumes what an earlier process left (same size, and for
+    downloads not keyed by sha256 the same validator) or starts fresh. ``frontier`` is the contiguous
+    prefix written so far; :class:`_FollowHasher` hashes up to it while writers continue.
+    """
+
+    def __init__(self, directory: Path, key: str, *, keyed_by_hash: bool = False) -> None:
+        self.directory = directory
+        self.key = key
+        self.keyed_by_hash = keyed_by_hash
+        self.path = directory / f"{key}.part"
+        self.meta_path = directory / f"{key}.json"
+        self.prog_path = directory / f"{key}.prog"
+        self.size: Optional[int] = None
+        self.validator: Optional[str] = None
+        self.parts: list[Part] = []
+        self.generation = 0  # bumped by reset(): the hasher starts over
+        self.resumed_bytes = 0
+        self.cond = threading.Condition()
+        self._fd: Optional[int] = None
+        self._prog_fd: Optional[int] = None
+        self._last_saved: dict[int, int] = {}
+        self.finished = False
+
+    # ---- lifecycle
+    def plan(self, size: Optional[int], validator: Optional[str], nparts: int = 1) -> list[Part]:
+        """Resume a matching earlier partial or start fresh; returns the parts still to fetch (with their
+        progress). A partial keyed by the blob's sha256 resumes whenever the size matches (the final hash
+        check catches anything stale); one keyed by URL also needs the same validator (ETag)."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with self.cond:
+            old = self._load()
+            if old is not None and old[0] == size and size is not None and (
+                self.keyed_by_hash or (validator is not None and old[1] == validator)
+            ):
+                self.size, self.validator, self.parts = old
+                self.validator = validator or self.validator
+                self._open()
+                self.resumed_bytes = sum(p.done - p.start for p in self.parts)
+                return [p for p in self.parts if not p.complete]
+            self._fresh(size, validator, nparts)
+            return list(self.parts)
+
+    def _fresh(self, size: Optional[int], validator: Optional[str], nparts: int) -> None:
+        self.close()
+        for p in (self.prog_path, self.meta_path):
+            _unlink(p)
+        self.size, self.validator = size, validator
+        if size is None or size == 0 or nparts <= 1:
+            self.parts = [Part(0, 0, size, 0)]
+        else:
+            step = -(-size // nparts)
+            self.parts = [Part(i, s, min(size, s + step), s) for i, s in enumerate(range(0, size, step))]
+        self.generation += 1
+        self.resumed_bytes = 0
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.close(fd)
+        atomic_write_text(
+            self.meta_path,
+            json.dumps({"v": 1, "size": size, "validator": validator, "parts": [[p.start, p.end] for p in self.parts]}),
+        )
+        self._open()
+        self._last_saved = {}
+        for p in self.parts:
+            self._save(p, force=True)
+        self.cond.notify_all()
+
+    def _load(self) -> Optional[tuple[Optional[int], Optional[str], list[Part]]]:
+        try:
+            meta = json.loads(self.meta_path.read_text())
+            prog = self.prog_path.read_bytes()
+            if not self.path.exists() or meta.get("v") != 1:
+                return None
+            parts = []
+            for i, (s, e) in enumerate(meta["parts"]):
+                done = struct.unpack_from("<q", prog, 8 * i)[0] if len(prog) >= 8 * (i + 1) else s
+                done = max(s, min(done, e if e is not None else done))
+                parts.append(Part(i, int(s), None if e is None else int(e), int(done)))
+            # bytes beyond the file's length were never written (a crash before the data hit the page cache)
+            length = self.path.stat().st_size
+            for p in parts:
+                if p.done > length:
+                    p.done = max(p.start, min(p.done, length))
+            return (meta.get("size"), meta.get("validator"), parts)
+        except (OSError, ValueError, KeyError, TypeError, struct.error):
+            return None
+
+    def _open(self) -> None:
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        if self._prog_fd is None:
+            self._prog_fd = os.open(self.prog_path, os.O_RDWR | os.O_CREAT, 0o644)
+
+    def _save(self, part: Part, *, force: bool = False) -> None:
+        """Persist a part's progress: 8 bytes pwrite'd after its data (a killed process loses nothing
+        already written; a power cut may, and the final hash check catches that)."""
+        if force or self._last_saved.get(part.index) != part.done:
+            assert self._prog_fd is not None
+            os.pwrite(self._prog_fd, struct.pack("<q", part.done), 8 * part.index)
+            self._last_saved[part.index] = part.done
+
+    def reset(self) -> None:
+        """Throw away everything written (the server's content changed, or a resumed file hashed wrong)."""
+        with self.cond:
+            nparts = len(self.parts) or 1
+            self._fresh(self.size, self.validator, nparts)
+
+    def restart_single(self) -> Part:
+        """Start over as one part from byte 0 (the server ignored Range): returns that part."""
+        with self.cond:
+            self._fresh(self.size, self.validator, 1)
+            return self.parts[0]
+
+    # ---- writing
+    def write(self, part: Part, data: bytes | memoryview) -> None:
+        """Write ``data`` at ``part.done`` and advance it (its progress persisted right after)."""
+        assert self._fd is not None
+        n = len(data)
+        if part.end is not None and part.done + n > part.end:
+            raise SourceError(f"server sent more bytes than the {part.end - part.start}-byte range asked for")
+        off = 0
+        mv = memoryview(data)
+        while off < n:
+            off += _pwrite(self._fd, mv[off:], part.done + off)
+        with self.cond:
+            part.done += n
+            self._save(part)
+            self.cond.notify_all()
+
+    def frontier(self) -> int:
+        """Length of the contiguous prefix written so far (parts are contiguous and in order)."""
+        pos = 0
+        for p in self.parts:
+            if p.start > pos:
+                return pos
+            pos = p.done
+            if p.end is None or p.done < p.end:
+                return pos
+        return pos
+
+    def total_done(self) -> int:
+        return sum(p.done - p.start for p in self.parts)
+
+    def finish_writing(self) -> None:
+        with self.cond:
+            for p in self.parts:
+                self._save(p, force=True)
+            self.finished = True
+            self.cond.notify_all()
+
+    def fsync(self) -> None:
+        if self._fd is not None:
+            os.fsync(self._fd)
+
+    def close(self) -> None:
+        for name in ("_fd", "_prog_fd"):
+            fd = getattr(self, name)
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+                setattr(self, name, None)
+
+    def discard(self) -> None:
+        """Remove the partial and its sidecars."""
+        self.close()
+        for p in (self.path, self.meta_path, self.prog_path):
+            _unlink(p)
+
+    def drop_sidecars(self) -> None:
+        for p in (self.meta_path, self.prog_path):
+            _unlink(p)
+
+
+class _FollowHasher(threading.Thread):
+    """Hashes a PartialFile up to its written frontier while the download goes on (reads from the page
+    cache with pread), so the sha256 is ready the moment the last byte lands."""
+
+    def __init__(self, pf: PartialFile, progress: Callable[[int], None] | None = None) -> None:
+        super().__init__(daemon=True, name=f"hash-{pf.key[:8]}")
+        self.pf = pf
+        self.h = hashlib.sha256()
+        self.pos = 0
+        self.gen = pf.generation
+        self.stop_flag = False
+        self.error: Optional[BaseException] = None
+        self.progress = progress
+
+    def run(self) -> None:
+        pf = self.pf
+        buf = bytearray(CHUNK)
+        mv = memoryview(buf)
+        try:
+            while True:
+                with pf.cond:
+                    while True:
+                        if self.stop_flag:
+                            return
+                        if pf.generation != self.gen:
+                            self.gen, self.h, self.pos = pf.generation, hashlib.sha256(), 0
+                        front = pf.frontier()
+                        if front > self.pos:
+                            break
+                        if pf.finished:
+                            return
+                        pf.cond.wait(0.5)
+                    fd = os.open(pf.path, os.O_RDONLY)
+                    gen = self.gen
+                try:
+                    while self.pos < front:
+                        k = os.preadv(fd, [mv[: min(CHUNK, front - self.pos)]], self.pos)
+                        if not k:
+                            break
+                        if pf.generation != gen:
+                            break
+                        self.h.update(mv[:k])
+                        self.pos += k
+                finally:
+                    os.close(fd)
+        except BaseException as e:  # noqa: BLE001 - reported to the fetching thread
+            self.error = e
+
+    def finish(self) -> tuple[str, int]:
+        self.pf.finish_writing()
+        self.join()
+        if self.error is not None:
+            raise self.error
+        return self.h.hexdigest(), self.pos
+
+    def stop(self) -> None:
+        with self.pf.cond:
+            self.stop_flag = True
+            self.pf.cond.notify_all()
+        self.join(timeout=5)
+
+
+# ----------------------------------------------------------------------------------------------- store
+
+
+@dataclass
+class FetchResult:
+    """What one fetch did: the blob, and whether bytes travelled (or were reused)."""
+
+    sha256: str
+    size: int
+    path: Path
+    downloaded: int = 0  # bytes written by this process
+    resumed: int = 0  # bytes kept from an earlier, interrupted attempt
+    reused: bool = False  # the blob was already in the store
+
+
+@dataclass
+class BlobCheck:
+    """Verification of one blob: ``ok``, ``how`` it was checked ("stat" | "hash"), and a problem if any."""
+
+    sha256: str
+    ok: bool
+    how: str
+    problem: Optional[str] = None
+
+
+@dataclass
+class GcReport:
+    removed: list[str] = field(default_factory=list)
+    freed: int = 0
+    partials_removed: int = 0
+    dry_run: bool = False
+
+
+def _unlink(p: Path) -> None:
+    try:
+        os.unlink(p)
+    except FileNotFoundError:
+        pass
+
+
+def _is_sha(s: str) -> bool:
+    return len(s) == 64 and all(c in "0123456789abcdef" for c in s)
+
+
+class Store:
+    """The content-addressed store under ``root`` (default ``$HUBCTL_HOME/store``)."""
+
+    def __init__(self, root: Optional[Path] = None) -> None:
+        if root is None:
+            from hubctl.config import store_root
+
+            root = store_root()
+        self.root = Path(root)
+        self.blobs_dir = self.root / "sha256"
+        self.partial_dir = self.root / "partial"
+        self.locks_dir = self.root / "locks"
+
+    # ---- paths
+    def blob_path(self, sha256: str) -> Path:
+        if not _is_sha(sha256):
+            raise ValueError(f"not a sha256: {sha256!r}")
+        return self.blobs_dir / sha256[:2] / sha256
+
+    def has_blob(self, sha256: str) -> bool:
+        return self.blob_path(sha256).is_file()
+
+    def iter_blobs(self) -> Iterator[tuple[str, Path]]:
+        if not self.blobs_dir.is_dir():
+            return
+        for sub in sorted(self.blobs_dir.iterdir()):
+            if not sub.is_dir():
+                continue
+            for f in sorted(sub.iterdir()):
+                if _is_sha(f.name):
+                    yield f.name, f
+
+    # ---- locks
+    @contextmanager
+    def lock(self, key: str, *, shared: bool = False, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+        """An fcntl lock on ``locks/<key>.lock`` (blocking). ``on_wait`` is called once if we must wait."""
+        self.locks_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.locks_dir / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+        try:
+            try:
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if on_wait is not None:
+                    on_wait()
+                fcntl.flock(fd, mode)
+            yield
+        finally:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
+
+    def using(self):  # type: ignore[no-untyped-def]
+        """Held (shared) while an install adds blobs and records references; gc takes it exclusively."""
+        return self.lock("store", shared=True)
+
+    # ---- the way in
+    def fetch(
+        self,
+        *,
+        sha256: Optional[str],
+        size: Optional[int],
+        download: Callable[[PartialFile], None],
+        key: Optional[str] = None,
+        label: str = "",
+        progress: Callable[[int], None] | None = None,
+        on_wait: Callable[[], None] | None = None,
+    ) -> FetchResult:
+        """Fetch one blob through ``download(partial_file)`` unless the store has it already.
+
+        The download writes into a PartialFile (resuming what an interrupted attempt left); a hasher
+        follows it; then size and sha256 are checked and the blob is renamed into place. With
+        ``sha256`` unknown, ``key`` (e.g. a digest of the URL) names the partial and the lock.
+        On a hash or size mismatch nothing is stored and :class:`HashMismatch` is raised.
+        """
+        if sha256 is not None and self.has_blob(sha256):
+            path = self.blob_path(sha256)
+            return FetchResult(sha256, path.stat().st_size, path, reused=True)
+        lock_key = sha256 or key
+        if not lock_key:
+            raise ValueError("fetch needs a sha256 or a key")
+        with self.lock(lock_key, on_wait=on_wait):
+            if sha256 is not None and self.has_blob(sha256):  # another process finished it while we waited
+                path = self.blob_path(sha256)
+                return FetchResult(sha256, path.stat().st_size, path, reused=True)
+            for attempt in (1, 2):
+                pf = PartialFile(self.partial_dir, lock_key, keyed_by_hash=sha256 is not None)
+                try:
+                    return self._fetch_once(pf, sha256, size, download, label, progress)
+                except HashMismatch:
+                    # A resumed partial may hold stale bytes: start once more from nothing.
+                    if attempt == 1 and pf.resumed_bytes > 0:
+                        pf.discard()
+                        continue
+                    raise
+            raise AssertionError("unreachable")
+
+    def _fetch_once(
+        self,
+        pf: PartialFile,
+        sha256: Optional[str],
+        size: Optional[int],
+        download: Callable[[PartialFile], None],
+        label: str,
+        progress: Callable[[int], None] | None,
+    ) -> FetchResult:
+        if size is not None:
+            self._check_space(size, pf, label)
+        hasher = _FollowHasher(pf)
+        hasher.start()
+        try:
+            download(pf)
+            digest, n = hasher.finish()
+        except OSError as e:
+            hasher.stop()
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                pf.discard()
+                raise StoreError(f"disk full while writing {label or 'a download'} into {self.root}; "
+                                 "the partial file was removed, nothing was stored") from None
+            pf.close()
+            raise
+        except BaseException:
+            hasher.stop()
+            pf.close()  # keep the partial: the next fetch resumes it
+            raise
+        want_size = size if size is not None else pf.size
+        name = label or "download"
+        if want_size is not None and n != want_size:
+            pf.discard()
+            raise HashMismatch(f"{name}: incomplete download: expected {want_size} bytes, found {n}; nothing stored")
+        if sha256 is not None and digest != sha256:
+            pf.discard()
+            raise HashMismatch(f"{name}: sha256 mismatch: expected {sha256}, got {digest}; the bytes were rejected, nothing stored")
+        downloaded = pf.total_done() - pf.resumed_bytes
+        resumed = pf.resumed_bytes
+        try:
+            pf.fsync()
+        except OSError as e:
+            pf.discard()
+            raise StoreError(f"cannot write {name} into {self.root}: {e.strerror}") from None
+        path = self._commit(pf.path, digest)
+        pf.close()
+        pf.drop_sidecars()
+        _unlink(pf.path)
+        return FetchResult(digest, n, path, downloaded=downloaded, resumed=resumed)
+
+    def _check_space(self, size: int, pf: PartialFile, label: str) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            free = shutil.disk_usage(self.root).free
+        except OSError:
+            return
+        have = pf.path.stat().st_size if pf.path.exists() else 0
+        need = size - min(have, size)
+        if need > free:
+            raise StoreError(
+                f"not enough disk space for {label or 'a download'}: needs {need} more bytes, {free} free under {self.root}"
+            )
+
+    def _commit(self, tmp: Path, digest: str) -> Path:
+        """Make ``tmp`` (hashed, fsync'd) the blob ``digest``: read-only, atomic rename, dir fsync, stat recorded."""
+        dest = self.blob_path(digest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(tmp, BLOB_MODE)
+        if dest.exists():
+            _unlink(tmp)
+        else:
+            os.rename(tmp, dest)
+            fsync_dir(dest.parent)
+        self.record(digest, dest)
+        return dest
+
+    def import_file(
+        self,
+        src: Path,
+        *,
+        sha256: Optional[str] = None,
+        size: Optional[int] = None,
+        link: bool = False,
+        label: str = "",
+        progress: Callable[[int], None] | None = None,
+    ) -> FetchResult:
+        """Put a local file into the store, hash-checked. ``link=True`` tries a hardlink first (for
+        files nobody edits, e.g. an HF cache blob), else the bytes are copied while hashing."""
+        src = Path(src)
+        name = label or str(src)
+        if sha256 is not None and self.has_blob(sha256):
+            p = self.blob_path(sha256)
+            return FetchResult(sha256, p.stat().st_size, p, reused=True)
+        if link and sha256 is not None:
+            with self.lock(sha256):
+                if self.has_blob(sha256):
+                    p = self.blob_path(sha256)
+                    return FetchResult(sha256, p.stat().st_size, p, reused=True)
+                tmp = self.partial_dir / f"{sha256}.link"
+                self.partial_dir.mkdir(parents=True, exist_ok=True)
+                _unlink(tmp)
+                try:
+                    os.link(src, tmp)
+                except OSError:
+                    pass
+                else:
+                    digest, n = sha256_file(tmp, progress=progress)
+                    if digest != sha256 or (size is not None and n != size):
+                        _unlink(tmp)
+                        raise HashMismatch(f"{name}: sha256 mismatch: expected {sha256}, got {digest}; nothing stored")
+                    return FetchResult(digest, n, self._commit(tmp, digest))
+
+        def copy(pf: PartialFile) -> None:
+            st = src.stat()
+            parts = pf.plan(st.st_size, f"{st.st_size}-{st.st_mtime_ns}", 1)
+            copy_into(src, pf, parts, progress)
+
+        key = sha256 or "file-" + hashlib.sha256(str(src.resolve()).encode()).hexdigest()[:32]
+        return self.fetch(sha256=sha256, size=size, download=copy, key=key, label=name)
+
+    # ---- the stat cache
+    def record(self, sha256: str, path: Optional[Path] = None) -> None:
+        """Remember the blob's current stat as verified."""
+        from sqlmodel import Session
+
+        st = os.stat(path or self.blob_path(sha256))
+        rec = BlobRecord(sha256=sha256, size=st.st_size, device=st.st_dev, inode=st.st_ino, mtime_ns=st.st_mtime_ns, verified_at=time.time())
+        with Session(_engine()) as s:
+            s.merge(rec)
+            s.commit()
+
+    def records(self, shas: Optional[Iterable[str]] = None) -> dict[str, tuple[int, int, int, int]]:
+        """sha256 -> (size, device, inode, mtime_ns) from the cache (one query)."""
+        from sqlalchemy import text
+
+        with _engine().connect() as c:
+            rows = c.execute(text("SELECT sha256, size, device, inode, mtime_ns FROM store_blobs")).fetchall()
+        want = set(shas) if shas is not None else None
+        return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows if want is None or r[0] in want}
+
+    def verify(
+        self, shas: Iterable[str], *, full: bool = False, progress: Callable[[int], None] | None = None
+    ) -> list[BlobCheck]:
+        """Check blobs: an unchanged stat (device, inode, size, mtime_ns) costs a stat; a changed one, or
+        ``full``, means a rehash. A good rehash refreshes the cache."""
+        shas = list(dict.fromkeys(shas))
+        cache = self.records(shas)
+        out: list[BlobCheck] = []
+        for sha in shas:
+            path = self.blob_path(sha)
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                out.append(BlobCheck(sha, False, "stat", "missing from the store"))
+                continue
+            if not full and cache.get(sha) == (st.st_size, st.st_dev, st.st_ino, st.st_mtime_ns):
+                out.append(BlobCheck(sha, True, "stat"))
+                continue
+            digest, _ = sha256_file(path, progress=progress)
+            if digest == sha:
+                self.record(sha, path)
+                out.append(BlobCheck(sha, True, "hash"))
+            else:
+                out.append(BlobCheck(sha, False, "hash", f"content changed: sha256 is now {digest}"))
+        return out
+
+    # ---- housekeeping
+    def remove_blob(self, sha256: str) -> int:
+        from sqlalchemy import text
+
+        path = self.blob_path(sha256)
+        try:
+            size = path.stat().st_size
+            os.unlink(path)
+        except FileNotFoundError:
+            size = 0
+        with _engine().begin() as c:
+            c.execute(text("DELETE FROM store_blobs WHERE sha256 = :s"), {"s": sha256})
+        return size
+
+    def gc(self, referenced: Iterable[str], *, dry_run: bool = False) -> GcReport:
+        """Remove blobs nobody references, and partial downloads no process is working on.
+        Takes the store lock exclusively, so no install adds references meanwhile."""
+        keep = set(referenced)
+        rep = GcReport(dry_run=dry_run)
+        with self.lock("store"):
+            for sha, path in list(self.iter_blobs()):
+                if sha in keep:
+                    continue
+                rep.removed.append(sha)
+                rep.freed += path.stat().st_size
+                if not dry_run:
+                    self.remove_blob(sha)
+            if self.partial_dir.is_dir():
+                for f in sorted(self.partial_dir.glob("*.part")):
+                    key = f.name[: -len(".part")]
+                    lf = self.locks_dir / f"{key}.lock"
+                    busy = False
+                    if lf.exists():
+                        fd = os.open(lf, os.O_RDWR)
+                        try:
+                            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                            fcntl.flock(fd, fcntl.LOCK_UN)
+                        except BlockingIOError:
+                            busy = True
+                        finally:
+                            os.close(fd)
+                    if busy:
+                        continue
+                    rep.partials_removed += 1
+                    rep.freed += f.stat().st_size
+                    if not dry_run:
+                        PartialFile(self.partial_dir, key).discard()
+                for f in sorted(self.partial_dir.glob("*.link")):
+                    if not dry_run:
+                        _unlink(f)
+            if not dry_run and self.locks_dir.is_dir():
+                # per-blob lock files nobody holds (installs hold the store lock shared, so none runs now)
+                for lf in self.locks_dir.glob("*.lock"):
+                    if lf.name == "store.lock":
+                        continue
+                    fd = os.open(lf, os.O_RDWR)
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        _unlink(lf)
+                    except BlockingIOError:
+                        pass
+                    finally:
+                        os.close(fd)
+        return rep
+
+
+def copy_into(src: Path, pf: PartialFile, parts: list[Part], progress: Callable[[int], None] | None = None) -> None:
+    """Copy a local file into a PartialFile (resuming where its parts left off)."""
+    buf = bytearray(CHUNK)
+    mv = memoryview(buf)
+    fd = os.open(src, os.O_RDONLY)
+    try:
+        for part in parts:
+            while part.end is None or part.done < part.end:
+                want = CHUNK if part.end is None else min(CHUNK, part.end - part.done)
+                k = os.preadv(fd, [mv[:want]], part.done)
+                if not k:
+                    if part.end is not None:
+                        raise SourceError(f"{src}: file shrank while it was being read")
+                    break
+                pf.write(part, mv[:k])
+                if progress is not None:
+                    progress(k)
+    finally:
+        os.close(fd)
+
+
+def open_store() -> Store:
+    """The store under ``$HUBCTL_HOME/store``."""
+    return Store()
+
+
+def is_read_only(path: Path) -> bool:
+    return not (os.stat(path).st_mode & (stat_mod.S_IWUSR | stat_mod.S_IWGRP | stat_mod.S_IWOTH))
+
