@@ -157,8 +157,15 @@ class FileRef(_Model):
 
     path: str = Field(description="Path of the file inside the package (POSIX, relative, no '..').")
     size: Optional[int] = Field(default=None, ge=0, description="Size in bytes; pinned at lock time when absent.")
-    sha256: Optional[str] = Field(default=None, description="Lower-case hex sha256; pinned at lock time when absent.")
-    source: str = Field(description="hf://org/repo[@revision]/path, https://..., or file://...")
+    sha256: Optional[str] = Field(
+        default=None,
+        description="Hex sha256 (64 digits, optionally prefixed 'sha256:'); pinned at lock time when absent.",
+        json_schema_extra={"pattern": "^(sha256:)?[0-9a-fA-F]{64}$"},
+    )
+    source: str = Field(
+        description="hf://org/repo[@revision]/path, https://..., or file://...",
+        json_schema_extra={"pattern": "^(hf://|https?://|file://|[^:]*$)"},
+    )
 
     @field_validator("path")
     @classmethod

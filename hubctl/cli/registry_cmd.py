@@ -46,6 +46,20 @@ def human_size(n: int | None) -> str:
     return f"{n} B"  # pragma: no cover
 
 
+def _print_table(table: Any) -> None:
+    """Print a rich table: fitted to a terminal, or one line per row, nothing cut, when piped."""
+    import sys
+
+    from hubctl.cli.output import is_tty, out
+
+    if is_tty():
+        out().print(table)
+        return
+    from rich.console import Console
+
+    Console(file=sys.stdout, width=1000, highlight=False, color_system=None).print(table)
+
+
 def _open(strict: bool = False) -> "Index":
     from hubctl.cli.output import warn
     from hubctl.index import open_index
@@ -76,10 +90,10 @@ def registry_list(json_: JsonOpt = False) -> None:
 
     t = Table(box=None, pad_edge=False, header_style="bold")
     for col in ("name", "kind", "packages", "location"):
-        t.add_column(col, justify="right" if col == "packages" else "left", overflow="fold")
+        t.add_column(col, justify="right" if col == "packages" else "left")
     for r in rows:
         t.add_row(r["name"], r["kind"], "?" if r["packages"] is None else str(r["packages"]), r["location"])
-    out().print(t)
+    _print_table(t)
 
 
 @registry_app.command("add")
@@ -214,16 +228,7 @@ def search(
         if multi:
             cells.append(r.registry)
         t.add_row(*cells)
-    from hubctl.cli.output import is_tty
-
-    con = out()
-    if not is_tty():  # piped: one line per package, nothing cut
-        import sys
-
-        from rich.console import Console
-
-        con = Console(file=sys.stdout, width=1000, highlight=False)
-    con.print(t)
+    _print_table(t)
 
 
 # --------------------------------------------------------------------------------------------- info
