@@ -462,3 +462,22 @@ def test_no_response_ever_carries_x_xet_hash(hub_server: HubServer, tmp_path: Pa
             assert not any(k.lower().startswith("x-xet") for k in fetch(hub_server.resolve_url("org/xet", path),
                                                                          method).headers)
     assert json.loads(fetch(hub_server.endpoint + "/api/models/org/xet").body)["id"] == "org/xet"
+
+
+def test_cdn_faults_reach_huggingface_hub_flipped_byte_and_5xx(hub_server: HubServer) -> None:
+    """The fault knobs act on the CDN path too. Facts about the client that hubctl must cover itself:
+    huggingface_hub 2.4 stores a flipped byte without noticing, and does not retry a 5xx on the CDN GET."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import HfHubHTTPError
+
+    blob = os.urandom(2 << 20)
+    hub_server.create_repo("org/faulty", {"w.bin": blob, "x.bin": blob[::-1]})
+    hub_server.faults.set(flip_byte=12345, path="/repos/")
+    got = Path(hf_hub_download("org/faulty", "w.bin")).read_bytes()
+    assert len(got) == len(blob) and [i for i in range(len(blob)) if got[i] != blob[i]] == [12345]
+    hub_server.faults.reset()
+    hub_server.faults.set(fail_times=1, fail_status=503, path="/repos/")
+    with pytest.raises(HfHubHTTPError, match="503"):
+        hf_hub_download("org/faulty", "x.bin")
+    assert Path(hf_hub_download("org/faulty", "x.bin")).read_bytes() == blob[::-1]
+    assert [r.status for r in hub_server.stats.matching("GET", "/repos/", server="cdn")][-2:] == [503, 200]

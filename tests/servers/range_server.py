@@ -439,41 +439,39 @@ class BaseHandler(BaseHTTPRequestHandler):
                     pass
 
     def _stream(self, entry: Entry, start: int, count: int, flip: int | None, rate: int | None) -> None:
+        """Send file bytes [start, start+count) in pieces, counting each piece as it goes out.
+
+        Plain file bodies go through sendfile; a flipped byte or a rate limit goes through a copy loop.
+        """
         stats: Stats = self.owner.stats
         path = self.req_path
         if count <= 0:
             return
-        plain = (flip is None or not (start <= flip < start + count)) and not rate
-        if entry.data is not None:
-            if plain:
-                self.wfile.write(memoryview(entry.data)[start:start + count])
-                stats.add_bytes(path, count)
-                return
-            source: Any = None
-        else:
-            assert entry.file is not None
-            source = open(entry.file, "rb")  # noqa: SIM115 - closed below
+        copy = (flip is not None and start <= flip < start + count) or bool(rate)
+        piece = CHUNK if not rate else max(1, min(CHUNK, rate // 20))
+        source = open(entry.file, "rb") if entry.file is not None else None  # noqa: SIM115 - closed below
+        pos, end = start, start + count
+        began = time.monotonic()
         try:
-            if plain and source is not None:
-                sent = self.connection.sendfile(source, start, count)
-                stats.add_bytes(path, sent)
-                return
-            chunk = CHUNK if not rate else max(1, min(CHUNK, rate // 20))
-            pos, end = start, start + count
-            began = time.monotonic()
             while pos < end:
-                n = min(chunk, end - pos)
-                if source is None:
-                    buf = bytearray(entry.data[pos:pos + n])  # type: ignore[index]
+                n = min(piece, end - pos)
+                if source is not None and not copy:
+                    sent = self.connection.sendfile(source, pos, n)
                 else:
-                    buf = bytearray(os.pread(source.fileno(), n, pos))
-                    if not buf:
-                        break
-                if flip is not None and pos <= flip < pos + len(buf):
-                    buf[flip - pos] ^= 0xFF
-                self.wfile.write(buf)
-                stats.add_bytes(path, len(buf))
-                pos += len(buf)
+                    if source is None:
+                        buf = entry.data[pos:pos + n]  # type: ignore[index]
+                    else:
+                        buf = os.pread(source.fileno(), n, pos)
+                    if flip is not None and pos <= flip < pos + len(buf):
+                        mutable = bytearray(buf)
+                        mutable[flip - pos] ^= 0xFF
+                        buf = bytes(mutable)
+                    self.wfile.write(buf)
+                    sent = len(buf)
+                if sent <= 0:
+                    break
+                stats.add_bytes(path, sent)
+                pos += sent
                 if rate:
                     ahead = (pos - start) / rate - (time.monotonic() - began)
                     if ahead > 0:
