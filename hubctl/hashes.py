@@ -1,0 +1,70 @@
+"""File hashes users see: sha256 (streamed, 4 MiB reads), AutoV2 (first 10 hex of the sha256), the
+data-only hash (sha256 of the bytes after the safetensors header: survives metadata edits, what kohya's
+``sshs_model_hash`` and A1111's LoRA shorthash use) and AutoV1 (sha256 of 0x10000 bytes at 0x100000,
+first 8 hex). Reads files; knows nothing else."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Callable
+
+__all__ = ["sha256_file", "autov2", "autov1_file", "file_hashes", "CHUNK"]
+
+CHUNK = 4 << 20
+
+
+def _stream(path: str | os.PathLike[str], feed: Callable[[memoryview, int], None], chunk: int = CHUNK) -> None:
+    buf = bytearray(chunk)
+    view = memoryview(buf)
+    pos = 0
+    with open(path, "rb", buffering=0) as f:
+        while True:
+            n = f.readinto(buf)
+            if not n:
+                break
+            feed(view[:n], pos)
+            pos += n
+
+
+def sha256_file(path: str | os.PathLike[str], chunk: int = CHUNK) -> str:
+    """Lower-case hex sha256 of a whole file, read in ``chunk``-byte pieces (1-8 MiB is fastest)."""
+    h = hashlib.sha256()
+    _stream(path, lambda v, _pos: h.update(v), chunk)
+    return h.hexdigest()
+
+
+def autov2(sha256_hex: str) -> str:
+    """Civitai/A1111 AutoV2: the first 10 hex digits of the whole-file sha256."""
+    return sha256_hex[:10]
+
+
+def autov1_file(path: str | os.PathLike[str]) -> str:
+    """A1111's legacy AutoV1: sha256 of 0x10000 bytes at offset 0x100000, first 8 hex digits."""
+    with open(path, "rb") as f:
+        f.seek(0x100000)
+        return hashlib.sha256(f.read(0x10000)).hexdigest()[:8]
+
+
+def file_hashes(path: str | os.PathLike[str], data_start: int | None = None) -> dict[str, str]:
+    """sha256, AutoV2, AutoV1 and (when ``data_start`` is given: 8 + header length) the data-only sha256,
+    in one pass over the file."""
+    whole = hashlib.sha256()
+    data = hashlib.sha256() if data_start is not None else None
+
+    def feed(v: memoryview, pos: int) -> None:
+        whole.update(v)
+        if data is not None:
+            end = pos + len(v)
+            if end > data_start:  # type: ignore[operator]
+                data.update(v[max(0, data_start - pos):])  # type: ignore[operator]
+
+    _stream(Path(path), feed)
+    sha = whole.hexdigest()
+    out = {"sha256": sha, "autov2": autov2(sha), "autov1": autov1_file(path)}
+    if data is not None:
+        d = data.hexdigest()
+        out["data_sha256"] = d
+        out["data_short"] = d[:12]
+    return out

@@ -1,0 +1,114 @@
+"""Header-only probing: what an artefact is, read from its safetensors header(s) alone.
+
+Public API (used by ``hubctl inspect`` / ``check``, the installer and the inference run):
+
+    probe(path_or_url, *, families=None, allow_pickle=False, hash=False) -> Probe
+    read_header(path) -> Header
+
+``path_or_url``: a ``.safetensors`` file, a diffusers folder, ``https://...`` or ``hf://org/repo[@rev]/path``.
+Pickled files (.ckpt .pt .bin .pth) are recognised and never unpickled unless ``allow_pickle``; then only
+through ``torch.load(weights_only=True)``. Never imports torch otherwise, never reads tensor data (except
+the few bytes of LoRA alpha scalars in a local file).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hubctl.errors import BadInput
+from hubctl.probe.header import Header, TensorInfo, read_header
+from hubctl.probe.types import Evidence, LoraModule, Probe, Signature
+
+if TYPE_CHECKING:
+    from hubctl.families import FamilyTable
+
+__all__ = ["probe", "read_header", "Header", "TensorInfo", "Probe", "Evidence", "LoraModule", "Signature",
+           "default_family_table"]
+
+
+def default_family_table() -> "FamilyTable":
+    """The bundled families merged with those of the configured registries (the index), when it opens."""
+    from hubctl.families import default_families
+
+    table = default_families()
+    try:
+        from hubctl.index import open_index
+
+        idx = open_index()
+        try:
+            table = table.merged(idx.families)
+        finally:
+            idx.close()
+    except Exception:  # no index yet, or a broken one: the bundled families still classify
+        pass
+    return table
+
+
+def _pickle_probe(path: Path, kind: str, size: int) -> Probe:
+    return Probe(
+        path=str(path), format="pickle", kind="unknown", family=None, prediction="unknown", variant=None,
+        layout=None, size=size,
+        notes=(f"pickled file ({kind}): not read, because unpickling can run code; re-run with --allow-pickle "
+               f"to read it with torch.load(weights_only=True), or `hubctl convert {path}` to make a safetensors copy",),
+    )
+
+
+def probe(path_or_url: "str | os.PathLike[str]", *, families: "FamilyTable | None" = None,
+          allow_pickle: bool = False, hash: bool = False) -> Probe:
+    """Probe one artefact (file, folder, https:// or hf:// URL) from its header(s)."""
+    from hubctl.probe.classify import classify
+
+    fams = families if families is not None else default_family_table()
+    s = str(path_or_url)
+    if s.startswith(("https://", "http://", "hf://")):
+        from hubctl.probe.remote import hf_resolve, read_remote_header
+
+        if s.startswith("hf://"):
+            url, headers, origin = hf_resolve(s)
+        else:
+            url, headers, origin = s, {}, s
+        rr = read_remote_header(url, headers, origin=origin)
+        if hash:
+            raise BadInput("--hash needs the file on disk (a remote hash would download it)", context=origin)
+        return classify(rr.header.tensors, rr.header.metadata, families=fams, path=origin, size=rr.size)
+    if s.startswith("file://"):
+        from urllib.parse import unquote, urlsplit
+
+        s = unquote(urlsplit(s).path)
+    p = Path(s).expanduser()
+    if p.is_dir():
+        from hubctl.probe.local import read_folder, read_scalars
+
+        fr = read_folder(p)
+        if "__single__" in fr.configs:
+            return probe(fr.configs["__single__"], families=fams, allow_pickle=allow_pickle, hash=hash)
+        return classify(fr.tensors, fr.metadata, families=fams, path=str(p), fmt="diffusers-folder",
+                        size=fr.size, configs=fr.configs)
+    if not p.exists():
+        raise BadInput("no such file or folder", context=str(p))
+    from hubctl.probe.pickled import pickle_kind
+
+    pk = pickle_kind(p) if not p.suffix == ".safetensors" else None
+    if pk:
+        size = p.stat().st_size
+        if not allow_pickle:
+            return _pickle_probe(p, pk, size)
+        from hubctl.probe.pickled import load_pickled
+
+        table, meta = load_pickled(p)
+        return classify(table, meta, families=fams, path=str(p), fmt="pickle", size=size)
+    header = read_header(p)
+    scalars = None
+    if any(n.endswith(".alpha") for n in header.tensors):
+        from hubctl.probe.local import read_scalars
+
+        scalars = read_scalars(p, header)
+    hashes = None
+    if hash:
+        from hubctl.hashes import file_hashes
+
+        hashes = file_hashes(p, header.data_start)
+    return classify(header.tensors, header.metadata, families=fams, path=str(p), size=header.file_size,
+                    scalars=scalars, hashes=hashes)

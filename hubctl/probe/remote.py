@@ -1,0 +1,168 @@
+"""Remote header reads: ``https://`` (or ``http://``) through HTTP Range and ``hf://org/repo[@rev]/path``
+through huggingface_hub's URL and auth conventions (HF_ENDPOINT, HF_TOKEN / login, HF_HUB_OFFLINE).
+
+At most two data requests (redirects aside) and at most header + 100 KB transferred, whatever the file
+size: first ``Range: bytes=0-100000``; a second range only when the header is longer. A server that
+ignores Range (200 instead of 206) is read only as far as the header and the connection is closed.
+Never sends a token to another host than the one it was given for, and never prints one."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from hubctl.errors import BadInput, IncompleteFile, SourceError, redact
+from hubctl.probe.header import Header, header_length, parse_header_json
+
+__all__ = ["FIRST_RANGE", "RemoteRead", "read_remote_header", "hf_resolve"]
+
+FIRST_RANGE = 100_000  # bytes=0-100000, like huggingface_hub
+_TIMEOUT = 30.0
+_MAX_REDIRECTS = 5
+_CR_RE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+
+
+@dataclass
+class RemoteRead:
+    header: Header
+    size: int | None
+    requests: int
+    bytes_read: int
+
+
+def _open(url: str, headers: dict[str, str], origin: str) -> Any:
+    """GET ``url``, following redirects by hand (Authorization dropped when the host changes)."""
+    import http.client
+    import urllib.error
+    import urllib.request
+
+    class _NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *a: Any, **k: Any) -> None:  # type: ignore[override]
+            return None
+
+    opener = urllib.request.build_opener(_NoRedirect)
+    host = urlsplit(url).netloc
+    cur = url
+    for _ in range(_MAX_REDIRECTS + 1):
+        hdrs = dict(headers)
+        if urlsplit(cur).netloc != host:
+            hdrs.pop("authorization", None)
+            hdrs.pop("Authorization", None)
+        req = urllib.request.Request(cur, headers=hdrs, method="GET")
+        try:
+            return opener.open(req, timeout=_TIMEOUT)
+        except urllib.error.HTTPError as e:
+            if e.code in (301, 302, 303, 307, 308) and e.headers.get("Location"):
+                from urllib.parse import urljoin
+
+                cur = urljoin(cur, e.headers["Location"])
+                e.close()
+                continue
+            code = e.code
+            e.close()
+            if code == 416:
+                raise IncompleteFile("incomplete download: the server has no bytes in range 0-100000 (empty file)", context=origin) from None
+            what = {401: "needs authentication (set HF_TOKEN or the host's token)", 403: "access denied",
+                    404: "not found"}.get(code, f"server answered HTTP {code}")
+            raise SourceError(what, context=origin) from None
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
+            reason = getattr(e, "reason", e)
+            raise SourceError(f"cannot connect ({redact(str(reason))})", context=origin) from None
+    raise SourceError("too many redirects", context=origin)
+
+
+def _read(resp: Any, n: int) -> bytes:
+    chunks, left = [], n
+    while left > 0:
+        b = resp.read(min(left, 1 << 16))
+        if not b:
+            break
+        chunks.append(b)
+        left -= len(b)
+    return b"".join(chunks)
+
+
+def read_remote_header(url: str, headers: dict[str, str] | None = None, *, origin: str | None = None) -> RemoteRead:
+    """Read and validate the safetensors header of a remote file with at most two ranged GETs."""
+    import http.client
+
+    origin = redact(origin or url)
+    base = dict(headers or {})
+    base.setdefault("User-Agent", "hubctl")
+    base["Accept-Encoding"] = "identity"
+    requests = 1
+    resp = _open(url, {**base, "Range": f"bytes=0-{FIRST_RANGE}"}, origin)
+    try:
+        status = resp.status
+        total: int | None = None
+        if status == 206:
+            m = _CR_RE.match(resp.headers.get("Content-Range", ""))
+            if m and m.group(3) != "*":
+                total = int(m.group(3))
+            first = _read(resp, FIRST_RANGE + 1)
+        elif status == 200:
+            cl = resp.headers.get("Content-Length")
+            total = int(cl) if cl and cl.isdigit() else None
+            first = _read(resp, FIRST_RANGE + 1)  # the server ignored Range: read only what we need
+        else:
+            raise SourceError(f"server answered HTTP {status}", context=origin)
+        linked = resp.headers.get("X-Linked-Size")
+        if total is None and linked and linked.isdigit():
+            total = int(linked)
+        try:
+            n = header_length(first, origin=origin, file_size=total)
+        except IncompleteFile:
+            raise
+        need = 8 + n
+        buf = first
+        if len(buf) < need:
+            if total is not None and total < need:
+                raise IncompleteFile(f"incomplete download: expected at least {need} bytes, found {total}", context=origin)
+            if status == 200:
+                buf += _read(resp, need - len(buf))
+            else:
+                resp.close()
+                requests += 1
+                resp = _open(url, {**base, "Range": f"bytes={len(buf)}-{need - 1}"}, origin)
+                if resp.status != 206:
+                    buf = _read(resp, need)  # ignored this time: the stream starts at 0 again
+                else:
+                    buf += _read(resp, need - len(buf))
+            if len(buf) < need:
+                raise IncompleteFile(f"incomplete download: expected at least {need} bytes, found {len(buf)}", context=origin)
+        read = len(buf)
+    except (http.client.HTTPException, OSError) as e:
+        raise SourceError(f"connection failed while reading the header ({e})", context=origin) from None
+    finally:
+        try:
+            resp.close()
+        except Exception:  # pragma: no cover - closing a broken socket
+            pass
+    header = parse_header_json(bytes(buf[8:need]), origin=origin, file_size=total)
+    return RemoteRead(header=header, size=total, requests=requests, bytes_read=read)
+
+
+def hf_resolve(url: str) -> tuple[str, dict[str, str], str]:
+    """(resolve URL, auth headers, display name) for ``hf://org/repo[@rev]/path`` (huggingface_hub imported here)."""
+    from hubctl.manifest import parse_source
+
+    try:
+        ref = parse_source(url)
+    except ValueError as e:
+        raise BadInput(str(e)) from None
+    import huggingface_hub
+    from huggingface_hub import constants, hf_hub_url
+    from huggingface_hub.utils import build_hf_headers
+
+    if constants.HF_HUB_OFFLINE:
+        raise SourceError("HF_HUB_OFFLINE is set: cannot read a header from the Hub", context=url)
+    resolve = hf_hub_url(ref.repo_id, ref.path, revision=ref.revision or "main",
+                         repo_type=ref.repo_type, endpoint=constants.ENDPOINT)
+    try:
+        headers = build_hf_headers(library_name="hubctl", library_version=None)
+    except Exception:  # a malformed token file must not break a public read
+        headers = {}
+    del huggingface_hub
+    return resolve, dict(headers), url
