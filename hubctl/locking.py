@@ -221,13 +221,17 @@ def check_hashes_against_index(lock: Lock, index: Any, *, origin: str = "hubctl.
                 raise Refused(f"{origin}: {p.name} {p.version} {f.path}: size {f.size} differs from the registry's {ref.size}")
 
 
-def sync_lock(lock: Lock, index: Any | None = None, *, origin: str = "hubctl.lock") -> Any:
+def sync_lock(lock: Lock, index: Any | None = None, *, origin: str = "hubctl.lock", progress: bool = True) -> Any:
     """Make the store hold exactly ``lock``: install what is missing, every hash checked, nothing else
     touched (``hubctl.install.install_packages``). Hashes are compared with the registry first."""
     from hubctl.install import install_packages
+    from hubctl.store import Store
 
     check_hashes_against_index(lock, index, origin=origin)
-    return install_packages(list(lock.packages))
+    # Create the store's tables once, here, before install_packages fetches in threads (a first-use
+    # table creation from several threads at once can race; reported to the store's owner).
+    Store().records([])
+    return install_packages(list(lock.packages), progress=progress)
 
 
 def run_script(script: Path, args: list[str], lock_path: Path) -> int:

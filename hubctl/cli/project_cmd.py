@@ -127,11 +127,14 @@ def remove(
     if project is None:
         from hubctl.install import uninstall
 
+        from hubctl.cli.output import err, print_json
+
         result = uninstall(list(names))
         if json_:
-            from hubctl.cli.output import print_json
-
-            print_json(result if isinstance(result, (dict, list)) else {"removed": list(names)})
+            print_json(result.to_json())
+        else:
+            err().print(f"no project file here: uninstalled {', '.join(result.removed) or 'nothing'}"
+                        + (f" (not installed: {', '.join(result.missing)})" if result.missing else ""))
         return
     from hubctl.lock import write_lock
     from hubctl.locking import lock_project
@@ -203,7 +206,7 @@ def sync(
     if relocked is not None and not json_:
         err().print(f"locked: wrote {_rel(relocked.path)}")
         _print_changes(relocked.changes)
-    result = sync_lock(lk, idx, origin=_rel(project.lock_path))
+    result = sync_lock(lk, idx, origin=_rel(project.lock_path), progress=not json_)
     summary = _install_summary(result, lk)
     if json_:
         print_json({"lock": str(project.lock_path), **summary})
@@ -227,7 +230,7 @@ def run(
     lk, made = ensure_lock(project, idx, pre=pre or None, relock_stale=False)  # a disagreement refuses here
     if made is not None and not json_:
         err().print(f"locked: wrote {_rel(made.path)}")
-    sync_lock(lk, idx, origin=_rel(project.lock_path))
+    sync_lock(lk, idx, origin=_rel(project.lock_path), progress=not json_)
     if json_:
         print_json({"script": str(project.path), "lock": str(project.lock_path), "packages": [p.label() for p in lk.packages]})
     code = run_script(project.path, list(ctx.args), project.lock_path)
