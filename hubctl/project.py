@@ -366,3 +366,31 @@ def write_requires(project: Project) -> None:
     if tuple(table.get("requires", [])) != project.requires:
         raise BadInput("cannot edit requires in place; edit the file by hand", context=str(path))
     atomic_write_text(path, new)
+
+
+# --------------------------------------------------------------------------------------------- schema
+
+
+def project_file_schema() -> dict[str, Any]:
+    """JSON Schema of ``hubctl.toml`` (and of ``[tool.hubctl]`` / a ``# /// hubctl`` block, which hold the
+    same keys), from pydantic models that mirror the reader above."""
+    from typing import List, Literal, Optional
+
+    from pydantic import BaseModel, ConfigDict, Field
+
+    class ProjectSettings(BaseModel):
+        """Resolution settings."""
+
+        model_config = ConfigDict(extra="forbid")
+        dtype: Optional[Literal["fp32", "fp16", "bf16", "fp8", "int8"]] = Field(default=None, description="Preferred dtype of variants.")
+        vram: Optional[str | int] = Field(default=None, description="VRAM budget: '10GiB', '12GB', '8000MiB' or bytes.")
+        pre: bool = Field(default=False, description="Allow pre-releases.")
+
+    class ProjectFile(BaseModel):
+        """hubctl.toml: what a project asks for."""
+
+        model_config = ConfigDict(extra="forbid", title="ProjectFile")
+        requires: List[str] = Field(default_factory=list, description="Requirements: PEP 508 names with PEP 440 specifiers.")
+        settings: Optional[ProjectSettings] = None
+
+    return ProjectFile.model_json_schema()
