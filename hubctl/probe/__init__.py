@@ -24,7 +24,7 @@ from hubctl.probe.types import Evidence, LoraModule, Probe, Signature
 if TYPE_CHECKING:
     from hubctl.families import FamilyTable
 
-__all__ = ["probe", "read_header", "Header", "TensorInfo", "Probe", "Evidence", "LoraModule", "Signature",
+__all__ = ["probe", "probe_files", "read_header", "Header", "TensorInfo", "Probe", "Evidence", "LoraModule", "Signature",
            "default_family_table"]
 
 
@@ -112,3 +112,19 @@ def probe(path_or_url: "str | os.PathLike[str]", *, families: "FamilyTable | Non
         hashes = file_hashes(p, header.data_start)
     return classify(header.tensors, header.metadata, families=fams, path=str(p), size=header.file_size,
                     scalars=scalars, hashes=hashes)
+
+
+def probe_files(files: "dict[str, Path]", *, families: "FamilyTable | None" = None, label: str = "") -> Probe:
+    """Probe a package's files given as {path inside the package: file on disk} (e.g. store blobs, which
+    carry no names): one file is probed alone; several are read like a diffusers folder."""
+    from hubctl.probe.classify import classify
+    from hubctl.probe.local import read_file_set
+
+    fams = families if families is not None else default_family_table()
+    weights = [k for k in files if k.endswith(".safetensors")]
+    if len(weights) == 1 and "/" not in weights[0]:
+        p = probe(files[weights[0]], families=fams)
+        return Probe(**{**p.__dict__, "path": label or weights[0]})
+    fr = read_file_set(files)
+    return classify(fr.tensors, fr.metadata, families=fams, path=label or "package", fmt="diffusers-folder",
+                    size=fr.size, configs=fr.configs)

@@ -12,7 +12,7 @@ from typing import Any
 from hubctl.errors import BadInput
 from hubctl.probe.header import Header, TensorInfo, read_header, read_tensor_bytes
 
-__all__ = ["read_folder", "read_scalars", "FolderRead", "COMPONENT_CLASSES"]
+__all__ = ["read_folder", "read_file_set", "read_scalars", "FolderRead", "COMPONENT_CLASSES"]
 
 _MAX_JSON = 4 << 20
 COMPONENT_CLASSES = {
@@ -129,4 +129,21 @@ def read_scalars(path: Path, header: Header, limit: int = 512) -> dict[str, floa
                 out[name] = float(struct.unpack(f, raw)[0])
         except struct.error:
             continue
+    return out
+
+
+def read_file_set(files: "dict[str, Path]") -> FolderRead:
+    """Like :func:`read_folder` for files named by their path inside a package (component/file)."""
+    out = FolderRead()
+    for rel, path in sorted(files.items()):
+        comp, _, name = rel.rpartition("/")
+        comp = comp.split("/")[0] if comp else ""
+        if rel.endswith(".safetensors"):
+            _add(out, comp, [Path(path)])
+        elif name in ("config.json", "scheduler_config.json") and comp:
+            out.configs[comp] = _json(Path(path))
+        elif name == "model_index.json" and not comp:
+            out.configs["model_index"] = _json(Path(path))
+    if not out.tensors:
+        raise BadInput("no .safetensors files among the package's files", context=", ".join(sorted(files))[:200])
     return out

@@ -1,0 +1,151 @@
+"""Classification of real-shaped SD1 / SD2 / SDXL artefacts (sparse files: the real keys and shapes of the
+reference models, no weights): kind, family, layout, variant, prediction, rank, tokens, evidence; and
+metadata that lies (shapes win, the disagreement is reported)."""
+
+from __future__ import annotations
+
+import pytest
+
+from hubctl.families import default_families
+from hubctl.probe import probe
+from tests.fixtures.sparse import write_safetensors
+
+FAMS = default_families()
+
+CASES = [
+    # name, kind, family, layout, extra expectations
+    ("sd1-ldm", "checkpoint", "sd1", "ldm", {"variant": "normal", "prediction": "epsilon"}),
+    ("sd2-ldm", "checkpoint", "sd2", "ldm", {"variant": "normal", "prediction": "unknown"}),
+    ("sdxl-ldm", "checkpoint", "sdxl", "ldm", {"variant": "normal"}),
+    ("sd1-inpaint-ldm", "checkpoint", "sd1", "ldm", {"variant": "inpaint"}),
+    ("sd1-unet", "checkpoint", "sd1", "diffusers", {"components": ("unet",)}),
+    ("sd2-unet", "checkpoint", "sd2", "diffusers", {}),
+    ("sdxl-unet", "checkpoint", "sdxl", "diffusers", {}),
+    ("sd1-diffusers", "checkpoint", "sd1", "diffusers", {"prediction": "epsilon", "components": ("text_encoder", "unet", "vae")}),
+    ("sd2-diffusers", "checkpoint", "sd2", "diffusers", {"prediction": "v_prediction"}),
+    ("sdxl-diffusers", "checkpoint", "sdxl", "diffusers", {"components": ("text_encoder", "text_encoder_2", "unet", "vae")}),
+    ("sd1-lora-kohya", "lora", "sd1", "kohya", {"rank": 8, "alpha": 4.0}),
+    ("sd2-lora-kohya", "lora", "sd2", "kohya", {"rank": 8}),
+    ("sdxl-lora-kohya", "lora", "sdxl", "kohya", {"rank": 8}),
+    ("sd1-lora-peft", "lora", "sd1", "diffusers", {"rank": 4}),
+    ("sd2-lora-peft", "lora", "sd2", "diffusers", {"rank": 4}),
+    ("sdxl-lora-peft", "lora", "sdxl", "diffusers", {"rank": 4}),
+    ("sd1-loha", "lora", "sd1", "lycoris-loha", {"rank": 8}),
+    ("sd2-loha", "lora", "sd2", "lycoris-loha", {}),
+    ("sdxl-loha", "lora", "sdxl", "lycoris-loha", {}),
+    ("sd1-lokr", "lora", "sd1", "lycoris-lokr", {}),
+    ("sd2-lokr", "lora", "sd2", "lycoris-lokr", {}),
+    ("sdxl-lokr", "lora", "sdxl", "lycoris-lokr", {}),
+    ("sd1-emb-diffusers", "embedding", "sd1", "diffusers", {"tokens": ("<sd1-token>",), "vectors": 1, "width": 768}),
+    ("sd2-emb-diffusers", "embedding", "sd2", "diffusers", {"width": 1024}),
+    ("sd1-emb-kohya", "embedding", "sd1", "kohya", {"vectors": 4, "width": 768, "tokens": ("sd1-emb-kohya",)}),
+    ("sd2-emb-kohya", "embedding", "sd2", "kohya", {"vectors": 4, "width": 1024}),
+    ("sdxl-emb-kohya", "embedding", "sdxl", "kohya-sdxl", {"vectors": 4}),
+    ("sd1-emb-a1111", "embedding", "sd1", "a1111", {"vectors": 2}),
+    ("sd1-controlnet-diffusers", "controlnet", "sd1", "diffusers", {}),
+    ("sd2-controlnet-diffusers", "controlnet", "sd2", "diffusers", {}),
+    ("sdxl-controlnet-diffusers", "controlnet", "sdxl", "diffusers", {}),
+    ("sd1-controlnet-ldm", "controlnet", "sd1", "ldm", {}),
+    ("sd2-controlnet-ldm", "controlnet", "sd2", "ldm", {}),
+]
+
+
+@pytest.mark.parametrize("name, kind, family, layout, extra", CASES, ids=[c[0] for c in CASES])
+def test_real_shaped_artefacts_classify(sparse, name, kind, family, layout, extra) -> None:
+    p = probe(sparse.get(name), families=FAMS)
+    assert (p.kind, p.family, p.layout) == (kind, family, layout)
+    for k, v in extra.items():
+        assert getattr(p, k) == v, k
+    assert p.evidence, "evidence must name the keys that decided"
+    assert p.parameters > 0 and p.size and p.dtypes
+
+
+def test_sd1_checkpoint_evidence_names_the_cross_attention_key_and_shape(sparse) -> None:
+    p = probe(sparse.get("sd1-ldm"), families=FAMS)
+    ev = next(e for e in p.evidence if "attn2.to_k" in e.key)
+    assert ev.key.startswith("model.diffusion_model.input_blocks.") and ev.shape == (320, 768)
+
+
+def test_vae_family_is_left_open_with_its_candidates(sparse) -> None:
+    p = probe(sparse.get("sd1-vae"), families=FAMS)
+    assert p.kind == "vae" and p.family is None and set(p.family_candidates) == {"sd1", "sd2", "sdxl"}
+
+
+def test_lora_metadata_that_lies_loses_to_shapes_and_is_reported(sparse, tmp_path) -> None:
+    p = sparse.get("sd1-lora-kohya")
+    from hubctl.probe.header import read_header
+
+    h = read_header(p)
+    tensors = {k: (t.dtype, t.shape) for k, t in h.tensors.items()}
+    liar = write_safetensors(tmp_path / "liar.safetensors", tensors,
+                             {"ss_base_model_version": "sd_v2", "ss_v2": "True", "ss_network_dim": "32"})
+    r = probe(liar, families=FAMS)
+    assert r.family == "sd1"
+    assert any("metadata says sd2" in n and "shapes win" in n for n in r.notes)
+    assert any("ss_network_dim" in n and "shapes win" in n for n in r.notes)
+
+
+def test_modelspec_architecture_that_lies_about_a_checkpoint_is_reported(sparse, tmp_path) -> None:
+    from hubctl.probe.header import read_header
+
+    h = read_header(sparse.get("sd2-unet"))
+    f = write_safetensors(tmp_path / "m.safetensors", {k: (t.dtype, t.shape) for k, t in h.tensors.items()},
+                          {"modelspec.sai_model_spec": "1.0.0", "modelspec.architecture": "stable-diffusion-v1"})
+    r = probe(f, families=FAMS)
+    assert r.family == "sd2"
+    assert any("metadata says sd1" in n for n in r.notes)
+
+
+def test_v_prediction_comes_from_modelspec_never_from_a_guess(sparse, tmp_path) -> None:
+    from hubctl.probe.header import read_header
+
+    h = read_header(sparse.get("sd2-unet"))
+    t = {k: (x.dtype, x.shape) for k, x in h.tensors.items()}
+    v = write_safetensors(tmp_path / "v.safetensors", t, {"modelspec.architecture": "stable-diffusion-v2-768-v"})
+    e = write_safetensors(tmp_path / "e.safetensors", t, {"modelspec.prediction_type": "epsilon"})
+    n = write_safetensors(tmp_path / "n.safetensors", t)
+    assert probe(v, families=FAMS).prediction == "v_prediction"
+    assert probe(e, families=FAMS).prediction == "epsilon"
+    assert probe(n, families=FAMS).prediction == "unknown"
+
+
+def test_kohya_v_parameterization_marks_a_lora_v_prediction(sparse, tmp_path) -> None:
+    path = sparse.get("sd2-lora-kohya")
+    from hubctl.probe.header import read_header
+
+    h = read_header(path)
+    f = write_safetensors(tmp_path / "v.safetensors", {k: (t.dtype, t.shape) for k, t in h.tensors.items()},
+                          {"ss_v_parameterization": "True", "ss_base_model_version": "sd_v2_v"})
+    assert probe(f, families=FAMS).prediction == "v_prediction"
+
+
+def test_unknown_tensors_are_kind_unknown_with_a_note(tmp_path) -> None:
+    f = write_safetensors(tmp_path / "odd.safetensors", {"foo.bar": ("F32", [3, 3, 3])})
+    p = probe(f, families=FAMS)
+    assert p.kind == "unknown" and p.family is None and p.notes
+
+
+def test_a_family_added_as_data_classifies_its_files(sparse) -> None:
+    """Families are data: a registry family with the signature of SD2 (here under another id) wins."""
+    from hubctl.families import Family, FamilyTable
+
+    sd2 = FAMS.get("sd2")
+    table = FamilyTable([FAMS.get("sd1"), sd2.model_copy(update={"id": "my-sd2"})])
+    assert probe(sparse.get("sd2-lora-kohya"), families=table).family == "my-sd2"
+    assert isinstance(table.get("my-sd2"), Family)
+
+
+def test_hash_option_gives_sha256_autov2_and_data_only_hash(tmp_path) -> None:
+    import hashlib
+
+    f = write_safetensors(tmp_path / "e.safetensors", {"emb_params": ("F32", [2, 768])}, values={"emb_params": b"\x01" * 100})
+    raw = f.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    p = probe(f, families=FAMS, hash=True)
+    sha = hashlib.sha256(raw).hexdigest()
+    assert p.hashes["sha256"] == sha and p.hashes["autov2"] == sha[:10]
+    assert p.hashes["data_sha256"] == hashlib.sha256(raw[8 + n:]).hexdigest()
+    # editing metadata changes the whole-file hash, not the data-only one
+    g = write_safetensors(tmp_path / "g.safetensors", {"emb_params": ("F32", [2, 768])}, {"name": "x"}, values={"emb_params": b"\x01" * 100})
+    q = probe(g, families=FAMS, hash=True)
+    assert q.hashes["sha256"] != p.hashes["sha256"] and q.hashes["data_sha256"] == p.hashes["data_sha256"]
