@@ -331,15 +331,22 @@ def install(
         reqs += _family_exclusions(requirements, index, family)
     keep = [p for p in current if canonicalize_name(p.name) not in named and index.get(p.name) is not None]
     reqs += [f"{p.name}=={p.version}" for p in keep]
-    res = resolve(
-        reqs,
-        index,
-        pre=pre,
-        dtype=dtype,
-        vram=vram,
-        installed={p.name: p.version for p in current},
-        locked_variants={p.name: p.variant for p in current},
-    )
+    try:
+        res = resolve(
+            reqs,
+            index,
+            pre=pre,
+            dtype=dtype,
+            vram=vram,
+            installed={p.name: p.version for p in current},
+            locked_variants={p.name: p.variant for p in current},
+        )
+    except Refused as e:
+        if not keep:
+            raise
+        kept = ", ".join(f"{p.name} {p.version}" for p in keep)
+        raise Refused(f"{e.render()} (installed packages are kept as they are: {kept}; "
+                      "name one to change it, or `hubctl uninstall` it)") from None
     picks = [pk for pk in res.picks if pk.name in named or not any(canonicalize_name(k.name) == pk.name for k in keep)]
     res = replace(res, picks=picks)
     packages = pin(res, previous=Lock(packages=list(current)))

@@ -440,18 +440,27 @@ class HttpSource:
                     raise _RangeIgnored()
             else:
                 raise SourceError(f"{self.display}: unexpected HTTP {r.status}")
+            resp = r.resp
+            # With a known Content-Length and no chunking, read what the socket has (readinto1: one recv
+            # straight into our buffer), so progress is saved as bytes arrive, not per 4 MiB.
+            left = resp.length if (not resp.chunked and resp.length is not None) else None
+            raw = resp.fp if left is not None else None
             while True:
                 if abort is not None and abort.is_set():
                     return
                 want = len(mv) if part.end is None else min(len(mv), part.end - part.done)
+                if left is not None:
+                    want = min(want, left)
                 if want <= 0:
                     return
                 try:
-                    n = r.resp.readinto(mv[:want])
-                except (OSError, http.client.HTTPException) as e:
+                    n = raw.readinto1(mv[:want]) if raw is not None else resp.readinto(mv[:want])
+                except (OSError, http.client.HTTPException, ValueError) as e:
                     raise _Transient(_describe(e)) from None
                 if not n:
                     return
+                if left is not None:
+                    left -= n
                 sink.write(part, mv[:n])
                 if progress is not None:
                     progress(n)

@@ -1,0 +1,209 @@
+"""CLI: ``hubctl install``, ``list``, ``verify``, ``uninstall``, ``gc`` and ``export``.
+
+Parses arguments, calls hubctl.install / hubctl.views, renders with rich (or JSON with --json). Progress
+bars appear only on a terminal and never with --json. Library modules are imported inside the command
+functions so ``hubctl --help`` stays fast.
+
+Exit codes: 0 ok; 1 "no" (verify found drift, no compatible set); 2 bad input; 3 a source failed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from hubctl.cli.output import JsonOpt
+
+__all__ = ["register"]
+
+
+def _size(n: int) -> str:
+    from hubctl.cli.registry_cmd import human_size
+
+    return human_size(n)
+
+
+def _table(table: Any) -> None:
+    from hubctl.cli.registry_cmd import _print_table
+
+    _print_table(table)
+
+
+def install(
+    requirements: list[str] = typer.Argument(..., metavar="NAME[SPEC]...", help="Packages to install, e.g. 'stable-diffusion==1.4' 'arcane-style'."),
+    pre: bool = typer.Option(False, "--pre", help="Allow pre-releases."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="Preferred precision of variants: fp16, bf16, fp32."),
+    vram: Optional[str] = typer.Option(None, "--vram", help="VRAM budget for the set, e.g. '10GiB'."),
+    family: Optional[str] = typer.Option(None, "--family", help="Only versions of this family (sd1, sd2, sdxl, ...)."),
+    json_: JsonOpt = False,
+) -> None:
+    """Install packages by name: the newest versions and variants that fit what is installed, every file
+    fetched once into the store and hash-checked.
+
+    Sources: hf:// (HF_ENDPOINT, HF_TOKEN or `hf auth login`, HF_HUB_OFFLINE, HF_HOME; files already in the
+    HF cache are reused), https:// (credentials per host from HUBCTL_AUTH_<HOST>, or CIVITAI_TOKEN for
+    civitai.com; sent only as a header, never shown), file:// and paths."""
+    from hubctl.cli.output import err, print_json
+    from hubctl.install import install as do_install
+
+    report = do_install(list(requirements), pre=pre, dtype=dtype, vram=vram, family=family, progress=not json_)
+    if json_:
+        print_json(report.to_json())
+        return
+    c = err()
+    for p in report.packages:
+        status = report.status(p)
+        size = _size(sum(f.size for f in p.files))
+        what = f"{p.name} {p.version} ({p.variant}, {p.family} {p.kind}): {len(p.files)} file{'s' if len(p.files) != 1 else ''}, {size}"
+        if status == "unchanged":
+            c.print(f"already installed: {what}")
+        elif status == "replaced":
+            c.print(f"installed {what} (was {report.previous[p.name]})")
+        else:
+            c.print(f"installed {what}")
+    parts = [f"downloaded {_size(report.downloaded_bytes)}"]
+    if report.count("resumed"):
+        parts.append(f"{report.count('resumed')} resumed")
+    parts.append(f"reused {report.count('store')} from the store, {report.count('hf-cache')} from the HF cache")
+    c.print("; ".join(parts))
+
+
+def list_(json_: JsonOpt = False) -> None:
+    """List installed packages."""
+    from hubctl.cli.output import err, print_json
+    from hubctl.installed import installed_packages
+
+    pkgs = installed_packages()
+    if json_:
+        print_json(
+            [
+                {"name": p.name, "version": p.version, "variant": p.variant, "kind": p.kind, "family": p.family,
+                 "files": len(p.files), "size": sum(f.size for f in p.files)}
+                for p in pkgs
+            ]
+        )
+        return
+    if not pkgs:
+        err().print("nothing installed (try `hubctl install NAME`)")
+        return
+    from rich.table import Table
+
+    t = Table(box=None, pad_edge=False)
+    for col in ("name", "version", "variant", "kind", "family", "files", "size"):
+        t.add_column(col, justify="right" if col in ("files", "size") else "left")
+    for p in pkgs:
+        t.add_row(p.name, p.version, p.variant, p.kind, p.family, str(len(p.files)), _size(sum(f.size for f in p.files)))
+    _table(t)
+
+
+def verify(
+    full: bool = typer.Option(False, "--full", help="Rehash every file, not only those whose stat changed."),
+    json_: JsonOpt = False,
+) -> None:
+    """Re-check installed files: an unchanged file costs a stat; a changed one is rehashed. Exit 1 on drift,
+    with one line per bad file."""
+    from hubctl.cli.output import err, print_json
+    from hubctl.errors import Refused
+    from hubctl.install import verify_installed
+
+    rep = verify_installed(full=full, progress=not json_)
+    if json_:
+        print_json(rep.to_json())
+    else:
+        for line in rep.problems:
+            err().print(f"[red]bad:[/red] {_escape(line)}")
+    if not rep.ok:
+        n = len(rep.problems)
+        raise Refused(f"{n} installed file{'s' if n != 1 else ''} differ from their sha256; run `hubctl install` or `hubctl sync` to fetch them again")
+    if not json_:
+        err().print(f"ok: {rep.checked} files, {_size(rep.bytes)} ({rep.hashed} rehashed)")
+
+
+def _escape(s: str) -> str:
+    from rich.markup import escape
+
+    return escape(s)
+
+
+def uninstall(
+    names: list[str] = typer.Argument(..., metavar="NAME...", help="Installed packages to forget."),
+    json_: JsonOpt = False,
+) -> None:
+    """Forget installed packages (their blobs stay in the store until `hubctl gc`)."""
+    from hubctl.cli.output import err, print_json, warn
+    from hubctl.install import uninstall as do_uninstall
+
+    rep = do_uninstall(list(names))
+    if json_:
+        print_json(rep.to_json())
+        return
+    for n in rep.missing:
+        warn(f"{n} is not installed")
+    if rep.removed:
+        err().print(f"uninstalled {', '.join(rep.removed)} (run `hubctl gc` to free their files)")
+
+
+def gc(
+    dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Only say what would be removed."),
+    json_: JsonOpt = False,
+) -> None:
+    """Remove blobs that no installed package references, and abandoned partial downloads."""
+    from hubctl.cli.output import err, print_json
+    from hubctl.install import gc as do_gc
+
+    rep = do_gc(dry_run=dry_run)
+    if json_:
+        print_json({"dry_run": rep.dry_run, "removed": rep.removed, "partials": rep.partials_removed, "freed": rep.freed})
+        return
+    verb = "would remove" if dry_run else "removed"
+    err().print(f"{verb} {len(rep.removed)} blob{'s' if len(rep.removed) != 1 else ''}"
+                + (f" and {rep.partials_removed} partial download{'s' if rep.partials_removed != 1 else ''}" if rep.partials_removed else "")
+                + f", {_size(rep.freed)}")
+
+
+def export(
+    directory: Path = typer.Argument(..., metavar="DIR", help="The tool's folder (e.g. the stable-diffusion-webui or ComfyUI root)."),
+    layout: str = typer.Option(..., "--layout", help="diffusers | a1111 | comfyui | invokeai"),
+    packages: list[str] = typer.Option([], "--package", "-p", metavar="NAME", help="Only these installed packages (repeatable)."),
+    json_: JsonOpt = False,
+) -> None:
+    """Lay installed packages out the way a tool expects, as links into the store (hardlinks on the same
+    filesystem, else symlinks). Idempotent; never overwrites or deletes a file it did not create."""
+    from hubctl.cli.output import err, print_json, warn
+    from hubctl.errors import BadInput
+    from hubctl.installed import installed_package, installed_packages
+    from hubctl.views import export as do_export
+
+    if packages:
+        chosen = []
+        for n in packages:
+            p = installed_package(n)
+            if p is None:
+                raise BadInput(f"'{n}' is not installed")
+            chosen.append(p)
+    else:
+        chosen = installed_packages()
+    rep = do_export(layout, directory, chosen)
+    if json_:
+        print_json(rep.to_json())
+        return
+    for n in rep.notes:
+        warn(n)
+    for s in rep.skipped:
+        warn(s)
+    err().print(
+        f"{layout} view in {rep.root}: {len(rep.created)} created, {len(rep.replaced)} updated, "
+        f"{len(rep.kept)} unchanged, {len(rep.removed)} removed ({rep.link}s)"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Attach install, list, verify, uninstall, gc and export to the root app."""
+    app.command("install")(install)
+    app.command("list")(list_)
+    app.command("verify")(verify)
+    app.command("uninstall")(uninstall)
+    app.command("gc")(gc)
+    app.command("export")(export)
