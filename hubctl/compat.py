@@ -418,7 +418,8 @@ def _url_label(arg: str) -> str:
     return tail or arg
 
 
-def resolve_argument(arg: str, families: "FamilyTable", *, role: str, warnings: list[str]) -> tuple[Probe, str, Declared | None]:
+def resolve_argument(arg: str, families: "FamilyTable", *, role: str, warnings: list[str],
+                     offline: bool = False) -> tuple[Probe, str, Declared | None]:
     """(probe, label, declared) for a CLI argument: a path, a URL, or a package name with optional specifier."""
     from hubctl.errors import BadInput, HubctlError, SourceError
     from hubctl.probe import probe, probe_files
@@ -478,6 +479,9 @@ def resolve_argument(arg: str, families: "FamilyTable", *, role: str, warnings: 
         warnings.append(f"{label}: structural check uses the declared family only (not installed; {len(files)} safetensors files)")
         return _synthetic(label, d), label, d
     src = files[0].source
+    if offline and not src.startswith("file://"):
+        warnings.append(f"{label}: not installed and --offline: structural check uses the declared family only")
+        return _synthetic(label, d), label, d
     try:
         p = probe(src, families=families)
     except (SourceError, BadInput) as e:
@@ -486,7 +490,7 @@ def resolve_argument(arg: str, families: "FamilyTable", *, role: str, warnings: 
     return Probe(**{**p.__dict__, "path": label}), label, d
 
 
-def gather_and_check(base: str, adapters: Sequence[str]) -> Verdict:
+def gather_and_check(base: str, adapters: Sequence[str], *, offline: bool = False) -> Verdict:
     """CLI edge: each argument a path, a URL or a package name (with an optional version specifier)."""
     from hubctl.probe import default_family_table
 
@@ -494,7 +498,7 @@ def gather_and_check(base: str, adapters: Sequence[str]) -> Verdict:
     warnings: list[str] = []
     probes, labels, decl = [], [], []
     for role, arg in [("base", base), *(("adapter", a) for a in adapters)]:
-        p, label, d = resolve_argument(arg, fams, role=role, warnings=warnings)
+        p, label, d = resolve_argument(arg, fams, role=role, warnings=warnings, offline=offline)
         probes.append(p)
         labels.append(label)
         decl.append(d)

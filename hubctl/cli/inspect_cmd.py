@@ -114,13 +114,14 @@ def inspect(
 def check(
     base: str = typer.Argument(..., metavar="BASE", help="The base model: a package name (e.g. stable-diffusion==2.0), a path or a URL."),
     adapters: List[str] = typer.Argument(..., metavar="ADAPTER...", help="LoRAs, embeddings, ControlNets: names, paths or URLs."),
+    offline: bool = typer.Option(False, "--offline", help="Never read headers over the network (packages not installed are checked by their declared family)."),
     json_: JsonOpt = False,
 ) -> None:
     """Does this set fit together? Declared (manifests) and structural (shapes) checks; exit 1 if not."""
     from hubctl.cli.output import out, print_json
     from hubctl.compat import gather_and_check
 
-    verdict = gather_and_check(base, adapters)
+    verdict = gather_and_check(base, adapters, offline=offline)
     if json_:
         print_json(verdict.to_json())
     else:

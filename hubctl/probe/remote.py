@@ -19,7 +19,7 @@ from hubctl.probe.header import Header, header_length, parse_header_json
 __all__ = ["FIRST_RANGE", "RemoteRead", "read_remote_header", "hf_resolve"]
 
 FIRST_RANGE = 100_000  # bytes=0-100000, like huggingface_hub
-_TIMEOUT = 30.0
+_TIMEOUT = 15.0
 _MAX_REDIRECTS = 5
 _CR_RE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 
