@@ -322,3 +322,14 @@ def test_info_with_a_malformed_name_exits_2(cli) -> None:
 def test_info_with_a_specifier_matching_nothing_exits_1(cli) -> None:
     r = cli("info", "stable-diffusion>=9")
     assert r.exit_code == 1 and "no version matching '>=9'" in one_line_error(r)
+
+
+def test_info_of_a_base_lists_the_adapters_declared_for_each_version(cli) -> None:
+    d = cli("info", "stable-diffusion", "--json").json()
+    adapters = {v["version"]: v["adapters"] for v in d["versions"]}
+    assert "diffusiondb-pixelart-lora 1.0" in adapters["2.1"]  # requires stable-diffusion>=2.1,<3
+    assert "diffusiondb-pixelart-lora 1.0" not in adapters["2.0"]
+    assert "controlnet-canny 1.1" in adapters["1.5"] and not any(a.startswith("controlnet-canny") for a in adapters["2.1"])
+    base = {v["version"]: v["adapters"] for v in cli("info", "stable-diffusion-base", "--json").json()["versions"]}
+    assert "ugly-sonic 2.0" in base["2.1"] and "sd-clevr-sg2im 1.0" not in base["2.1"]  # declared for stable-diffusion
+    assert "adapters: 11 declared for it" in cli("info", "stable-diffusion==1.5").stdout

@@ -234,13 +234,45 @@ def search(
 # --------------------------------------------------------------------------------------------- info
 
 
-def _info_json(m: "Manifest", registry: str, versions: list[Any]) -> dict[str, Any]:
+_ADAPTER_SCAN_LIMIT = 500  # info lists fitting adapters from at most this many candidates of the family
+
+
+def adapters_fitting(idx: "Index", base: "Manifest", version: Any) -> list[str]:
+    """Adapters in the index declared for this base version: same family, and any ``requires`` on the base's
+    package admits this version (declared fit only; `hubctl check` does the structural check)."""
+    from packaging.utils import canonicalize_name
+
+    if base.kind != "checkpoint":
+        return []
+    out = []
+    for row in idx.search_rows("", family=version.family)[:_ADAPTER_SCAN_LIMIT]:
+        if row.kind == "checkpoint":
+            continue
+        adapter = idx.get(row.name)
+        if adapter is None:
+            continue
+        for av in sorted(adapter.versions, key=lambda x: x.parsed, reverse=True):
+            if av.family != version.family:
+                continue
+            on_bases = [r for r in av.requirements if (b := idx.get(r.name)) is not None and b.kind == "checkpoint"]
+            on_this = [r for r in on_bases if canonicalize_name(r.name) == base.canonical_name]
+            if on_bases and not on_this:
+                continue  # declared for another base package
+            if all(r.specifier.contains(version.parsed, prereleases=True) for r in on_this):
+                out.append(f"{adapter.name} {av.version}")
+                break
+    return out
+
+
+def _info_json(m: "Manifest", registry: str, versions: list[Any], idx: "Index") -> dict[str, Any]:
     data = m.model_dump(mode="json", exclude_none=True)
     data["registry"] = registry
     data["versions"] = []
     for v in versions:
         vd = v.model_dump(mode="json", exclude_none=True)
         vd["prerelease"] = v.parsed.is_prerelease
+        if m.kind == "checkpoint":
+            vd["adapters"] = adapters_fitting(idx, m, v)
         for var, vard in zip(v.variants, vd["variants"]):
             vard["size"] = var.size
             for f, fd in zip(var.files, vard["files"]):
@@ -280,7 +312,7 @@ def info(
             raise Refused(f"{m.name} has no version matching '{req.specifier}' (versions: {', '.join(v.version for v in m.versions)})")
     registry = idx.registry_of(m.name)
     if json_:
-        print_json(_info_json(m, registry, versions))
+        print_json(_info_json(m, registry, versions, idx))
         return
     _render_info(m, registry, versions, idx)
 
@@ -326,6 +358,10 @@ def _render_info(m: "Manifest", registry: str, versions: list[Any], idx: "Index"
             lines.append(("fits", ", ".join(v.requires)))
         elif m.kind != "checkpoint":
             lines.append(("fits", f"any {v.family} base"))
+        else:
+            fitting = adapters_fitting(idx, m, v)
+            if fitting:
+                lines.append(("adapters", f"{len(fitting)} declared for it: " + ", ".join(fitting)))
         if v.trigger:
             lines.append(("trigger", ", ".join(v.trigger)))
         if v.tokens:
