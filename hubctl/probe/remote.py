@@ -52,7 +52,9 @@ def _open(url: str, headers: dict[str, str], origin: str) -> Any:
             hdrs.pop("Authorization", None)
         req = urllib.request.Request(cur, headers=hdrs, method="GET")
         try:
-            return opener.open(req, timeout=_TIMEOUT)
+            resp = opener.open(req, timeout=_TIMEOUT)
+            resp.final_url = cur  # a second range goes straight there (no second redirect)
+            return resp
         except urllib.error.HTTPError as e:
             if e.code in (301, 302, 303, 307, 308) and e.headers.get("Location"):
                 from urllib.parse import urljoin
@@ -125,7 +127,10 @@ def read_remote_header(url: str, headers: dict[str, str] | None = None, *, origi
             else:
                 resp.close()
                 requests += 1
-                resp = _open(url, {**base, "Range": f"bytes={len(buf)}-{need - 1}"}, origin)
+                final = getattr(resp, "final_url", url)
+                same_host = urlsplit(final).netloc == urlsplit(url).netloc
+                hdrs = base if same_host else {k: v for k, v in base.items() if k.lower() != "authorization"}
+                resp = _open(final, {**hdrs, "Range": f"bytes={len(buf)}-{need - 1}"}, origin)
                 if resp.status != 206:
                     buf = _read(resp, need)  # ignored this time: the stream starts at 0 again
                 else:
