@@ -256,9 +256,19 @@ class PartialFile:
             nparts = len(self.parts) or 1
             self._fresh(self.size, self.validator, nparts)
 
-    def restart_single(self) -> Part:
-        """Start over as one part from byte 0 (the server ignored Range): returns that part."""
+    def restart_single(self, part: Optional[Part] = None) -> Part:
+        """Start over as one part from byte 0 (the server ignored Range): returns that part. When ``part``
+        is already the only part it is reset in place, so its caller can keep streaming into it."""
         with self.cond:
+            if part is not None and len(self.parts) == 1 and self.parts[0] is part:
+                assert self._fd is not None
+                os.ftruncate(self._fd, 0)
+                part.done = part.start = 0
+                self._save(part, force=True)
+                self.generation += 1
+                self.resumed_bytes = 0
+                self.cond.notify_all()
+                return part
             self._fresh(self.size, self.validator, 1)
             return self.parts[0]
 
@@ -560,7 +570,10 @@ class Store:
             raise
         except BaseException:
             hasher.stop()
-            pf.close()  # keep the partial: the next fetch resumes it
+            if pf.parts and pf.total_done() == 0:
+                pf.discard()  # nothing arrived: leave no clutter
+            else:
+                pf.close()  # keep the partial: the next fetch resumes it
             raise
         want_size = size if size is not None else pf.size
         name = label or "download"

@@ -41,7 +41,7 @@ class Sink(Protocol):
 
     def write(self, part, data) -> None: ...  # type: ignore[no-untyped-def]
 
-    def restart_single(self): ...  # type: ignore[no-untyped-def]
+    def restart_single(self, part=None): ...  # type: ignore[no-untyped-def]
 
 
 @runtime_checkable

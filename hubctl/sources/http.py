@@ -437,7 +437,9 @@ class HttpSource:
                     raise SourceError(f"{self.display}: the server answered bytes from {start}, asked for {part.done}")
             elif r.status == 200:
                 if part.done != 0 or part.start != 0:
-                    raise _RangeIgnored()
+                    if len(getattr(sink, "parts", ())) != 1:
+                        raise _RangeIgnored()  # a multi-part plan cannot use a whole body: restart as one stream
+                    sink.restart_single(part)  # the body starts at byte 0: keep reading it, from 0
             else:
                 raise SourceError(f"{self.display}: unexpected HTTP {r.status}")
             resp = r.resp
