@@ -2,10 +2,12 @@
 compiled, warm) beside `python -c pass`, median of N runs each, and proof that neither command imports
 torch, diffusers, transformers or peft (from `python -X importtime`).
 
-    python bench/bench_cli_startup.py [-n 21] [--out bench/results/registry.md]
+    python bench/bench_cli_startup.py [-n 21] [--scale 100000] [--out bench/results/registry.md]
 
 Targets (issue 2): --help <= 0.25 s, search <= 0.5 s on a 2-core machine. Runs are interleaved (pass, help,
 search, pass, help, ...) so that background load hits all three alike. Uses a throw-away HUBCTL_HOME.
+With ``--scale N`` it also times the index library at N packages (the resolver's benchmark size): writing
+the database from N generated manifests in one transaction, ``Index.get()`` of one package, and a search.
 Exit status 1 if a heavy module is imported (the timing targets are reported, not enforced: a loaded
 machine can miss them without a code change).
 """
@@ -50,9 +52,58 @@ def imported_modules(args: list[str], env: dict[str, str]) -> set[str]:
     return mods
 
 
+def scale_figures(n: int) -> list[str]:
+    """Time write_index_db / Index.get / search_rows on an index of ``n`` generated packages."""
+    sys.path.insert(0, str(ROOT))
+    from hubctl.families import default_families
+    from hubctl.index import Index, write_index_db
+    from hubctl.manifest import Manifest
+
+    kinds = ["lora", "embedding", "controlnet", "checkpoint"]
+    fams = ["sd1", "sd2", "sdxl"]
+
+    def gen():  # realistic shape: 1-3 versions, one variant, one file each
+        for i in range(n):
+            kind, fam = kinds[i % 4], fams[i % 3]
+            versions = [
+                {"version": f"{v}.0", "family": fam, "requires": [] if kind == "checkpoint" else [f"base-{i % 97}>=1"],
+                 "variants": [{"name": "fp16", "files": [{"path": f"m{i}.safetensors", "size": 1000 + i, "sha256": f"{i:064x}",
+                                                          "source": f"hf://org/m{i}@main/m{i}.safetensors"}]}]}
+                for v in range(1, 2 + i % 3)
+            ]
+            yield "synthetic", Manifest.model_validate({"name": f"pkg-{i:06d}", "kind": kind, "summary": f"synthetic {kind} {i}", "versions": versions})
+
+    with tempfile.TemporaryDirectory() as d:
+        db = Path(d) / "index.db"
+        t0 = time.perf_counter()
+        write_index_db(db, default_families(), gen())
+        t_write = time.perf_counter() - t0
+        idx = Index(db)
+        names = [f"pkg-{(i * 7919) % n:06d}" for i in range(200)]
+        t_get = []
+        for name in names:
+            t0 = time.perf_counter()
+            assert idx.get(name) is not None
+            t_get.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        hits = idx.search_rows("lora 4242")
+        t_search = time.perf_counter() - t0
+    return [
+        "",
+        f"Index at scale (`--scale {n}`): {n} generated packages (1-3 versions each).",
+        "",
+        "| operation | time |",
+        "|---|---:|",
+        f"| generate + validate + write index.db (one transaction) | {t_write:.1f} s |",
+        f"| `Index.get(name)` cold (indexed lookup + parse one manifest), median of 200 | {statistics.median(t_get) * 1e3:.3f} ms |",
+        f"| `Index.search_rows('lora 4242')` ({len(hits)} hits, full scan) | {t_search * 1e3:.0f} ms |",
+    ]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=21, help="runs per command (median reported)")
+    ap.add_argument("--scale", type=int, default=0, help="also time the index library at this many packages")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "registry.md"), help="markdown file to write ('' = don't)")
     args = ap.parse_args()
 
@@ -108,6 +159,8 @@ def main() -> int:
     lines.append("")
     for name, mods in heavy.items():
         lines.append(f"- `{name}` imports torch/diffusers/transformers/peft: {'NO' if not mods else 'YES: ' + ', '.join(mods)}")
+    if args.scale:
+        lines += scale_figures(args.scale)
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

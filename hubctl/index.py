@@ -303,14 +303,12 @@ def _tables() -> tuple[type, ...]:
     return _TABLES
 
 
-def _sort_versions(m: "Manifest") -> list[str]:
-    return [v.version for v in sorted(m.versions, key=lambda v: v.parsed, reverse=True)]
-
-
-def _latest(m: "Manifest") -> str:
-    ordered = sorted(m.versions, key=lambda v: v.parsed, reverse=True)
-    final = [v for v in ordered if not v.parsed.is_prerelease and not v.yanked]
-    return (final or ordered)[0].version
+def _ordered_versions(m: "Manifest") -> tuple[list[str], str]:
+    """(versions newest first, latest final non-yanked version or else the newest)."""
+    keyed = sorted(((v.parsed, v) for v in m.versions), key=lambda pv: pv[0], reverse=True)
+    ordered = [v.version for _, v in keyed]
+    final = next((v.version for pv, v in keyed if not pv.is_prerelease and not v.yanked), ordered[0])
+    return ordered, final
 
 
 def _search_text(m: "Manifest") -> str:
@@ -322,14 +320,15 @@ def _search_text(m: "Manifest") -> str:
 
 def _package_row(registry: str, m: "Manifest") -> dict[str, Any]:
     fams = sorted({v.family for v in m.versions})
+    ordered, latest = _ordered_versions(m)
     return {
         "name": m.canonical_name,
         "display_name": m.name,
         "kind": m.kind,
         "registry_name": registry,
         "summary": m.summary,
-        "latest": _latest(m),
-        "versions": json.dumps(_sort_versions(m)),
+        "latest": latest,
+        "versions": json.dumps(ordered),
         "families": " " + " ".join(fams) + " ",
         "search_text": _search_text(m),
         "manifest": m.model_dump_json(exclude_defaults=True),
