@@ -481,3 +481,35 @@ def test_cdn_faults_reach_huggingface_hub_flipped_byte_and_5xx(hub_server: HubSe
         hf_hub_download("org/faulty", "x.bin")
     assert Path(hf_hub_download("org/faulty", "x.bin")).read_bytes() == blob[::-1]
     assert [r.status for r in hub_server.stats.matching("GET", "/repos/", server="cdn")][-2:] == [503, 200]
+
+
+def test_ignore_range_with_an_early_close_shows_a_small_transfer(http_server: RangeServer, tmp_path: Path) -> None:
+    f = tmp_path / "huge.bin"
+    f.write_bytes(os.urandom(16 << 20))
+    http_server.add_file("/huge.bin", f)
+    http_server.faults.ignore_range = True
+    conn = http.client.HTTPConnection("127.0.0.1", http_server.port, timeout=5)
+    conn.request("GET", "/huge.bin", headers={"Range": "bytes=0-99"})
+    resp = conn.getresponse()
+    assert resp.status == 200 and resp.read(100) == f.read_bytes()[:100]
+    conn.close()
+    time.sleep(0.3)  # let the server thread notice the closed connection
+    assert 100 <= http_server.stats.bytes_sent["/huge.bin"] < 1_000_000  # not the 16 MiB
+
+
+def test_gated_repo_refuses_with_gated_repo_error_and_cdn_never_sees_the_token(hub_server: HubServer) -> None:
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import GatedRepoError
+
+    blob = os.urandom(1 << 20)
+    hub_server.create_repo("org/gated", {"w.safetensors": blob}, token="hf_gate", gated=True)
+    for token in (None, "hf_other"):
+        with pytest.raises(GatedRepoError):
+            hf_hub_download("org/gated", "w.safetensors", token=token)
+    assert fetch(hub_server.resolve_url("org/gated", "w.safetensors"),
+                 headers={"Authorization": "Bearer hf_other"}).status == 403
+    assert Path(hf_hub_download("org/gated", "w.safetensors", token="hf_gate")).read_bytes() == blob
+    hub_reqs = hub_server.stats.matching(server="hub")
+    assert hub_reqs[-1].headers["authorization"] == "Bearer hf_gate"
+    cdn = hub_server.stats.matching("GET", server="cdn")
+    assert len(cdn) == 1 and "authorization" not in cdn[0].headers  # not forwarded off the Hub's origin

@@ -16,7 +16,8 @@ Routes ({kind} is models | datasets | spaces; a dataset's resolve URL starts wit
   GET /api/whoami-v2                         the user of a known token, else 401
   anything else under /api (e.g. /api/agent-harnesses): 404
 Errors: unknown or private repo without its token -> 401 X-Error-Code RepoNotFound; a wrong token on a private repo
--> 401 "Invalid credentials in Authorization header"; unknown revision -> 404 RevisionNotFound; missing file ->
+-> 401 "Invalid credentials in Authorization header"; a gated repo -> GatedRepo (401 no token, 403 other token);
+unknown revision -> 404 RevisionNotFound; missing file ->
 404 EntryNotFound (with X-Repo-Commit).
 """
 
@@ -65,6 +66,7 @@ class Repo:
     repo_type: str
     git: GitRepo
     token: str | None = None
+    gated: bool = False
 
     @property
     def private(self) -> bool:
@@ -110,7 +112,10 @@ class _HubHandler(BaseHandler):
         auth = self.headers.get("Authorization")
         if auth == f"Bearer {repo.token}":
             return True
-        if auth:
+        if repo.gated:
+            status = 403 if auth else 401
+            self.error(status, "GatedRepo", "Access to model is restricted. You must have access to it.")
+        elif auth:
             self.error(401, None, "Invalid credentials in Authorization header")
         else:
             self.error(401, "RepoNotFound", "Repository not found")
@@ -211,7 +216,7 @@ class _HubHandler(BaseHandler):
             "lastModified": hub_date(repo.git.commit_time(commit)),
             "createdAt": hub_date(repo.git.first_commit_time(commit)),
             "private": repo.private,
-            "gated": False,
+            "gated": "auto" if repo.gated else False,
             "disabled": False,
             "downloads": 0,
             "likes": 0,
@@ -340,9 +345,10 @@ class HubServer(_Served):
     # --------------------------------------------------------------------------------- repos
     def create_repo(self, repo_id: str, files: Mapping[str, bytes | str | os.PathLike[str]] | None = None, *,
                     repo_type: str = "model", branch: str = "main", token: str | None = None,
-                    message: str = "initial commit") -> str | None:
-        """Create a repository (private when `token` is given) and commit `files`; returns the commit sha
-        (None when no files were given: the repository then has no commit yet)."""
+                    gated: bool = False, message: str = "initial commit") -> str | None:
+        """Create a repository and commit `files`; returns the commit sha (None when no files were given: the
+        repository then has no commit yet). With `token` it is private (only that Bearer token gets in); with
+        `gated=True` as well, refusals carry X-Error-Code GatedRepo (401 without a token, 403 with another one)."""
         key = (repo_type, repo_id)
         if repo_type not in PREFIX:
             raise ValueError(f"unknown repo_type {repo_type!r}")
@@ -350,7 +356,9 @@ class HubServer(_Served):
             raise ValueError(f"{repo_type} {repo_id} exists")
         git = GitRepo.init(self.workdir / "repos" / repo_type / (repo_id.replace("/", "__") + ".git"), branch=branch)
         with self._lock:
-            self.repos[key] = Repo(repo_id, repo_type, git, token)
+            if gated and token is None:
+                raise ValueError("a gated repo needs the token that has access")
+            self.repos[key] = Repo(repo_id, repo_type, git, token, gated)
             if token is not None:
                 self.users.setdefault(token, "test-user")
         if files is None:

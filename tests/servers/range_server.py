@@ -47,6 +47,7 @@ __all__ = [
 ]
 
 CHUNK = 1 << 20
+SMALL_PIECE = 16 << 10
 HOST = "127.0.0.1"
 
 
@@ -61,7 +62,8 @@ class Faults:
       cut_at=N        close the connection once the body reaches absolute file offset N (for a full
                       GET: after N body bytes; a ranged GET starting at or past N is not cut).
       cut_times=k     how many responses get cut (default 1; None = every one).
-      ignore_range    always answer 200 with the full body, no Accept-Ranges.
+      ignore_range    always answer 200 with the full body, no Accept-Ranges (sent in 16 KiB pieces through a
+                      small socket buffer, so `bytes_sent` shows about what an early-closing client pulled).
       fail_times=k    answer `fail_status` (default 503) to the next k requests whose method is in
                       `fail_methods` (default GET only), then behave.
       wrong_length=d  Content-Length claims d bytes more (negative: fewer) than the body; the real body is
@@ -134,7 +136,7 @@ class RequestRecord(NamedTuple):
     range: str | None
     status: int
     server: str
-    headers: dict[str, str]
+    headers: dict[str, str]  # request headers, names lower-cased (e.g. "authorization")
 
 
 class Stats:
@@ -336,7 +338,7 @@ class BaseHandler(BaseHTTPRequestHandler):
         method = getattr(self, "method", None) or self.command or "?"
         path = getattr(self, "req_path", None) or self.path or "?"
         msg = getattr(self, "headers", None)
-        headers = dict(msg.items()) if msg is not None else {}
+        headers = {k.lower(): v for k, v in msg.items()} if msg is not None else {}
         rng = msg.get("Range") if msg is not None else None
         self.owner.stats.record(RequestRecord(method, path, rng, code, self.owner.name, headers))
         super().send_response(code, message)
@@ -427,8 +429,12 @@ class BaseHandler(BaseHTTPRequestHandler):
             to_send = cut
         flip = faults.flip_byte if hurt else None
         rate = faults.rate if hurt else None
+        if ignore_range:
+            # Small socket buffer and pieces: what `stats.bytes_sent` shows then stays close to what a client that
+            # reads the first bytes and closes really pulled (its receive buffer, ~100 KB, is the slack).
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_PIECE)
         try:
-            self._stream(entry, first, to_send, flip, rate)
+            self._stream(entry, first, to_send, flip, rate, SMALL_PIECE if ignore_range else CHUNK)
         finally:
             if cut is not None or claimed != length:
                 self.close_connection = True
@@ -438,7 +444,8 @@ class BaseHandler(BaseHTTPRequestHandler):
                 except OSError:
                     pass
 
-    def _stream(self, entry: Entry, start: int, count: int, flip: int | None, rate: int | None) -> None:
+    def _stream(self, entry: Entry, start: int, count: int, flip: int | None, rate: int | None,
+                piece: int = CHUNK) -> None:
         """Send file bytes [start, start+count) in pieces, counting each piece as it goes out.
 
         Plain file bodies go through sendfile; a flipped byte or a rate limit goes through a copy loop.
@@ -448,7 +455,8 @@ class BaseHandler(BaseHTTPRequestHandler):
         if count <= 0:
             return
         copy = (flip is not None and start <= flip < start + count) or bool(rate)
-        piece = CHUNK if not rate else max(1, min(CHUNK, rate // 20))
+        if rate:
+            piece = max(1, min(piece, rate // 20))
         source = open(entry.file, "rb") if entry.file is not None else None  # noqa: SIM115 - closed below
         pos, end = start, start + count
         began = time.monotonic()
