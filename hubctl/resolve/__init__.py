@@ -41,6 +41,7 @@ __all__ = [
     "estimate_vram",
 ]
 
+FIRST_ROUNDS = 300  # then stronger pruning and a second search
 MAX_ROUNDS = 2000
 
 
@@ -137,7 +138,8 @@ def resolve(
     from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
 
     from hubctl.resolve.provider import Provider
-    from hubctl.resolve.reporter import explain_conflict, explain_family_split, explain_no_match
+    from hubctl.resolve.prune import prune, prune_singletons
+    from hubctl.resolve.reporter import explain_conflict, explain_no_match
 
     reqs = [parse_requirement(r) for r in requirements]
     budget = parse_vram(vram)
@@ -149,25 +151,34 @@ def resolve(
     grouped: dict[str, list[PackageRequirement]] = {}
     for r in reqs:
         grouped.setdefault(r.name, []).append(r)
-    groups = []
     for name, rs in grouped.items():
-        m = provider.manifest(name)
-        if m is None:
+        if provider.manifest(name) is None:
             raise BadInput(f"unknown package '{name}' (not in any configured registry)")
-        allowed = provider.matches(name, rs)
-        if not allowed:
+        if not provider.matches(name, rs):
             raise Refused(explain_no_match(name, rs, provider.releases(name), pre))
-        groups.append((rs, m.kind, {c.family for c in allowed}))
-    split = explain_family_split(groups)
-    if split:
-        raise Refused(split)
+    # Then cut what can be in no set (families, requires that nothing left satisfies): most "no set
+    # exists" answers are proved here, without search; the search gets the smaller domains.
+    domains, why = prune(provider, grouped)
+    if why:
+        raise Refused(why)
+    provider.restrict = {n: {c.version for c in v} for n, v in domains.versions.items()}
 
-    try:
-        result = Resolver(provider, BaseReporter()).resolve(reqs, max_rounds=MAX_ROUNDS)
-    except ResolutionImpossible as e:
-        raise Refused(explain_conflict(e.causes, known=lambda n: provider.manifest(n) is not None)) from None
-    except ResolutionTooDeep:
-        raise Refused(f"gave up after {MAX_ROUNDS} resolution rounds; pin some versions with '=='") from None
+    result = None
+    for attempt, rounds in enumerate((FIRST_ROUNDS, MAX_ROUNDS)):
+        try:
+            result = Resolver(provider, BaseReporter()).resolve(reqs, max_rounds=rounds)
+            break
+        except ResolutionImpossible as e:
+            raise Refused(explain_conflict(e.causes, known=lambda n: provider.manifest(n) is not None)) from None
+        except ResolutionTooDeep:
+            if attempt:
+                raise Refused(f"gave up after {MAX_ROUNDS} resolution rounds; pin some versions with '=='") from None
+            # a long search: prune harder (each version alone), then search the smaller space again
+            domains, why = prune_singletons(provider, grouped, domains)
+            if why:
+                raise Refused(why) from None
+            provider.restrict = {n: {c.version for c in v} for n, v in domains.versions.items()}
+    assert result is not None
 
     family_cand = result.mapping.get(FAMILY)
     family = family_cand.family if isinstance(family_cand, FamilyCandidate) else None

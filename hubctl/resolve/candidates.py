@@ -5,6 +5,7 @@ for the virtual family slot. Pure values; a candidate's dependencies are read fr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from packaging.version import Version as PEP440Version
 
@@ -41,6 +42,10 @@ class PackageCandidate:
         return self.manifest.kind
 
     def dependencies(self) -> list[PackageRequirement | FamilyRequirement]:
+        return self._deps
+
+    @cached_property
+    def _deps(self) -> list[PackageRequirement | FamilyRequirement]:
         origin = f"{self.name} {self.release.version}"
         deps: list[PackageRequirement | FamilyRequirement] = [FamilyRequirement(self.release.family)]
         deps.extend(parse_requirement(r, origin=origin) for r in self.release.requires)

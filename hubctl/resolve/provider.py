@@ -30,6 +30,8 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         self.preferred = {k: PEP440Version(v) for k, v in (preferred or {}).items()}
         self._manifests: dict[str, Manifest | None] = {}
         self._releases: dict[str, list[PackageCandidate]] = {}
+        self._matches: dict[Any, list[PackageCandidate]] = {}
+        self.restrict: dict[str, set[PEP440Version]] = {}  # pruned domains (hubctl.resolve.prune)
 
     # ------------------------------------------------------------------ index access (cached)
 
@@ -50,8 +52,15 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
     def matches(
         self, name: str, reqs: Sequence[PackageRequirement], excluded: Iterable[PackageCandidate] = ()
     ) -> list[PackageCandidate]:
-        """Versions of ``name`` that every requirement allows, most preferred first."""
-        bad = {c.version for c in excluded}
+        """Versions of ``name`` that every requirement allows, most preferred first (memoised)."""
+        bad = frozenset(c.version for c in excluded)
+        key = (name, frozenset(r.text for r in reqs), bad)
+        hit = self._matches.get(key)
+        if hit is None:
+            hit = self._matches[key] = self._match(name, reqs, bad)
+        return list(hit)
+
+    def _match(self, name: str, reqs: Sequence[PackageRequirement], bad: frozenset[PEP440Version]) -> list[PackageCandidate]:
         allow_pre = self.pre or any(r.names_prerelease for r in reqs)
         out = []
         for c in self.releases(name):
@@ -108,7 +117,9 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
             if len(fams) == 1 and not fams & bad:
                 return [FamilyCandidate(fams.pop())]
             return []
-        return list(self.matches(identifier, reqs, incompatibilities[identifier]))  # type: ignore[arg-type]
+        found = self.matches(identifier, reqs, incompatibilities[identifier])  # type: ignore[arg-type]
+        allowed = self.restrict.get(identifier)
+        return found if allowed is None else [c for c in found if c.version in allowed]
 
     def is_satisfied_by(self, requirement: Requirement, candidate: Candidate) -> bool:
         if isinstance(requirement, FamilyRequirement):

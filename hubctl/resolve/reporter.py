@@ -73,12 +73,23 @@ def explain_conflict(causes: Sequence[Any], known: Any = None) -> str:
             by_family.setdefault(c.requirement.family, []).append(c.parent)
     if len(by_family) > 1:
         for family, parents in sorted(by_family.items()):
-            names = ", ".join(dict.fromkeys(str(p) for p in parents))
+            uniq = list(dict.fromkeys(str(p) for p in parents))
+            names = uniq[0] if len(uniq) == 1 else f"{uniq[0]} (and {len(uniq) - 1} more)"
             parts.append(f"{names} {'needs' if len(parents) == 1 else 'need'} family {family}")
+    by_req: dict[str, list[Any]] = {}
     for c in causes:
         if isinstance(c.requirement, PackageRequirement):
-            missing = known is not None and not known(c.requirement.name)
-            parts.append(f"{_who(c.parent)} {c.requirement.text}" + (", which no configured registry has" if missing else ""))
+            by_req.setdefault(c.requirement.text, []).append(c)
+    for text, cs in by_req.items():
+        missing = known is not None and not known(cs[0].requirement.name)
+        parents = list(dict.fromkeys(str(c.parent) if c.parent is not None else None for c in cs))
+        if None in parents:
+            who = "you asked for"
+        elif len(parents) == 1:
+            who = f"{parents[0]} requires"
+        else:
+            who = f"{parents[0]} (and {len(parents) - 1} more) require"
+        parts.append(f"{who} {text}" + (", which no configured registry has" if missing else ""))
     if len(by_family) == 1 and not parts:
         (family, parents), = by_family.items()
         parts.append(f"{', '.join(dict.fromkeys(str(p) for p in parents))} need family {family}, which nothing else allows")

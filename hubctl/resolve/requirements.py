@@ -6,7 +6,8 @@ once, at the edge; nothing here touches the index.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
@@ -28,6 +29,7 @@ class PackageRequirement:
     name: str
     specifier: SpecifierSet
     text: str
+    _seen: dict[PEP440Version, bool] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @property
     def names_prerelease(self) -> bool:
@@ -45,7 +47,10 @@ class PackageRequirement:
         return False
 
     def contains(self, version: PEP440Version) -> bool:
-        return self.specifier.contains(version, prereleases=True)
+        hit = self._seen.get(version)
+        if hit is None:
+            hit = self._seen[version] = self.specifier.contains(version, prereleases=True)
+        return hit
 
     def __str__(self) -> str:
         return self.text
@@ -75,7 +80,12 @@ def _is_version(text: str) -> bool:
 
 def parse_requirement(text: str, *, origin: str | None = None) -> PackageRequirement:
     """Parse ``name[specifier]``; raise BadInput (one line) when it does not parse or uses what hubctl
-    does not support (extras, URLs, markers)."""
+    does not support (extras, URLs, markers). Parses of the same text are shared (cached)."""
+    return _parse(text, origin)
+
+
+@lru_cache(maxsize=65536)
+def _parse(text: str, origin: str | None) -> PackageRequirement:
     where = f" in {origin}" if origin else ""
     if not isinstance(text, str) or not text.strip():
         raise BadInput(f"empty requirement{where}")
