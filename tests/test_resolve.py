@@ -209,3 +209,13 @@ def test_a_bad_vram_string_is_bad_input(text):
 
     with pytest.raises(BadInput, match="vram: "):
         parse_vram(text)
+
+
+def test_a_family_restriction_picks_the_newest_of_that_family():
+    res = resolve(["demo-sd", "demo-style"], demo_index(), family="demo-sd1")
+    assert picked(res) == {"demo-sd": "1.4", "demo-style": "1.0"}
+    assert res.family == "demo-sd1"
+    with pytest.raises(Refused, match=r"demo-style>=2 has no version of family demo-sd1 \(it has: demo-sd2\)"):
+        resolve(["demo-style>=2"], demo_index(), family="demo-sd1")
+    with pytest.raises(Refused, match=r"demo-canny has no version of family demo-sd2 \(it has: demo-sd1\)"):
+        resolve(["demo-sd", "demo-canny"], demo_index(), family="demo-sd2")

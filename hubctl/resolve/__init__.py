@@ -131,9 +131,11 @@ def resolve(
     installed: dict[str, str] | None = None,
     locked: dict[str, str] | None = None,
     locked_variants: dict[str, str] | None = None,
+    family: str | None = None,
 ) -> Resolution:
     """Resolve ``requirements`` into one compatible set. Raise BadInput (exit 2) for a requirement
-    that does not parse or names an unknown package, Refused (exit 1) when no set exists, with why."""
+    that does not parse or names an unknown package, Refused (exit 1) when no set exists, with why.
+    ``family`` restricts the whole set to one family (``hubctl install --family sd1``)."""
     from resolvelib import BaseReporter, Resolver
     from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
 
@@ -154,11 +156,15 @@ def resolve(
     for name, rs in grouped.items():
         if provider.manifest(name) is None:
             raise BadInput(f"unknown package '{name}' (not in any configured registry)")
-        if not provider.matches(name, rs):
+        allowed = provider.matches(name, rs)
+        if not allowed:
             raise Refused(explain_no_match(name, rs, provider.releases(name), pre))
+        if family is not None and not any(c.family == family for c in allowed):
+            have = ", ".join(sorted({c.family for c in allowed}))
+            raise Refused(f"{' and '.join(r.text for r in rs)} has no version of family {family} (it has: {have})")
     # Then cut what can be in no set (families, requires that nothing left satisfies): most "no set
     # exists" answers are proved here, without search; the search gets the smaller domains.
-    domains, why = prune(provider, grouped)
+    domains, why = prune(provider, grouped, family=family)
     if why:
         raise Refused(why)
     provider.restrict = {n: {c.version for c in v} for n, v in domains.versions.items()}
@@ -174,7 +180,7 @@ def resolve(
             if attempt:
                 raise Refused(f"gave up after {MAX_ROUNDS} resolution rounds; pin some versions with '=='") from None
             # a long search: prune harder (each version alone), then search the smaller space again
-            domains, why = prune_singletons(provider, grouped, domains)
+            domains, why = prune_singletons(provider, grouped, domains, family=family)
             if why:
                 raise Refused(why) from None
             provider.restrict = {n: {c.version for c in v} for n, v in domains.versions.items()}

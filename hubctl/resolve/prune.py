@@ -47,7 +47,9 @@ def _span(cands: list[PackageCandidate]) -> str:
     return f"every allowed version of {cands[0].name} ({len(cands)})"
 
 
-def prune(provider: "Provider", direct: dict[str, list[PackageRequirement]], start: Domains | None = None) -> tuple[Domains, str | None]:
+def prune(
+    provider: "Provider", direct: dict[str, list[PackageRequirement]], start: Domains | None = None, family: str | None = None
+) -> tuple[Domains, str | None]:
     """Domains after pruning, and None; or the reason no set exists. ``start``: domains to begin from
     (a previous pruning, possibly narrowed further); they are copied, not changed."""
     d = Domains()
@@ -68,6 +70,8 @@ def prune(provider: "Provider", direct: dict[str, list[PackageRequirement]], sta
         if split:
             return d, split
         common = set.intersection(*(g[2] for g in groups)) if groups else set()
+        if family is not None:
+            common &= {family}
         for name in list(d.versions):
             cands = d.versions[name]
             keep: list[PackageCandidate] = []
@@ -134,7 +138,9 @@ def prune(provider: "Provider", direct: dict[str, list[PackageRequirement]], sta
     return d, None
 
 
-def prune_singletons(provider: "Provider", direct: dict[str, list[PackageRequirement]], domains: Domains) -> tuple[Domains, str | None]:
+def prune_singletons(
+    provider: "Provider", direct: dict[str, list[PackageRequirement]], domains: Domains, family: str | None = None
+) -> tuple[Domains, str | None]:
     """Stronger and dearer (used only when the search runs long): try each remaining version alone and
     cut it when pruning then fails (singleton arc consistency). Proves cycles such as "every a 1.k needs
     b==1.k, and b 1.k excludes a 1.k" that plain pruning lets through."""
@@ -148,7 +154,7 @@ def prune_singletons(provider: "Provider", direct: dict[str, list[PackageRequire
             for c in d.versions[name]:
                 trial = Domains({n: list(v) for n, v in d.versions.items()}, d.origin, d.texts)
                 trial.versions[name] = [c]
-                _, why = prune(provider, direct, start=trial)
+                _, why = prune(provider, direct, start=trial, family=family)
                 if why is None:
                     keep.append(c)
                 else:
@@ -156,7 +162,7 @@ def prune_singletons(provider: "Provider", direct: dict[str, list[PackageRequire
             if cut:
                 changed = True
                 d = Domains({**d.versions, name: keep}, d.origin, d.texts)
-                d, why = prune(provider, direct, start=d)
+                d, why = prune(provider, direct, start=d, family=family)
                 if not keep or why:
                     first = "; ".join(f"{c} fails: {r}" for c, r in cut[:2])
                     more = f" (and {len(cut) - 2} more version{'s' if len(cut) > 3 else ''} of {name})" if len(cut) > 2 else ""
