@@ -172,13 +172,49 @@ def _check_out_dir(out: Path) -> None:
             )
 
 
+class _QuietLibraries:
+    """Silence transformers/diffusers/huggingface_hub warnings and progress bars while the hub builds
+    (``Writing model shards``, optional-dependency notices); the previous settings come back after."""
+
+    def __enter__(self) -> "_QuietLibraries":
+        import transformers.utils.logging as tl
+
+        self._tl = tl
+        self._tl_level = tl.get_verbosity()
+        tl.set_verbosity_error()
+        tl.disable_progress_bar()
+        import diffusers.utils.logging as dl  # imported after transformers is quiet: its import warns
+
+        self._dl = dl
+        self._dl_level = dl.get_verbosity()
+        dl.set_verbosity_error()
+        dl.disable_progress_bar()
+        from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars
+
+        self._hf_disabled = are_progress_bars_disabled()
+        disable_progress_bars()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from huggingface_hub.utils import enable_progress_bars
+
+        self._tl.set_verbosity(self._tl_level)
+        self._tl.enable_progress_bar()
+        self._dl.set_verbosity(self._dl_level)
+        self._dl.enable_progress_bar()
+        if not self._hf_disabled:
+            enable_progress_bars()
+
+
 def _build_artefacts(stage: Path, work: Path) -> None:
     """Write every artefact of the hub under ``stage/files`` (imports torch and diffusers)."""
-    import torch
+    with _QuietLibraries():
+        _build_artefacts_quietly(stage, work)
 
+
+def _build_artefacts_quietly(stage: Path, work: Path) -> None:
     from hubctl import demo_models as dm
 
-    torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
     pipes: dict[int, Any] = {}
 
     def base(a: dict[str, Any]) -> Any:  # the pipeline an adapter is made for (built earlier in the table)
