@@ -146,7 +146,7 @@ def parse_header_json(raw: bytes, *, origin: str = "", file_size: int | None = N
     try:
         obj = json.loads(text, object_pairs_hook=_pairs_no_dupes, parse_constant=_reject_constant)
     except _DuplicateKey as e:
-        raise _bad(origin, f"key '{str(e.args[0])[:80]}' appears twice in the header") from None
+        raise _bad(origin, f"key {str(e.args[0])[:80]!r} appears twice in the header") from None
     except RecursionError:
         raise _bad(origin, "header JSON is nested too deeply") from None
     except ValueError as e:  # JSONDecodeError, huge ints, NaN/Infinity
@@ -163,7 +163,7 @@ def parse_header_json(raw: bytes, *, origin: str = "", file_size: int | None = N
                 raise _bad(origin, "__metadata__ must map strings to strings")
             metadata = entry
             continue
-        where = f"tensor '{name[:80]}'"
+        where = f"tensor {name[:80]!r}"
         if not isinstance(entry, dict):
             raise _bad(origin, f"{where} is not an object")
         extra_keys = set(entry) - {"dtype", "shape", "data_offsets"}
