@@ -51,8 +51,8 @@ class RunRecord(SQLModel, table=True):
 
 
 def new_run_id() -> str:
-    """A short, sortable id: UTC time to the second plus 4 random hex digits."""
-    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+    """A short, sortable id: UTC time to the second plus 8 random hex digits."""
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(4)
 
 
 def _engine():  # type: ignore[no-untyped-def]

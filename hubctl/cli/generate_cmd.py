@@ -94,6 +94,11 @@ def generate(
         device=device, dtype=dtype, attention=attention,
     )
     rec = run_generate(req, lock_path=lock)
+    if not json_:
+        from hubctl.cli.output import warn
+
+        for w in rec.get("warnings", []):
+            warn(w)
     if json_:
         print_json(rec)
         return

@@ -21,6 +21,13 @@ def probe_xformers(device: str, dtype: Any) -> tuple[bool, str]:
     """(works, why): import xformers and run memory_efficient_attention once on tiny tensors."""
     if not str(device).startswith("cuda"):
         return False, f"xformers not used on {device}"
+    import sys
+
+    if "xformers" not in sys.modules:
+        import importlib.util
+
+        if importlib.util.find_spec("xformers") is None:
+            return False, "xformers not installed"
     try:
         import xformers  # noqa: F401
         import xformers.ops as xops

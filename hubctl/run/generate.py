@@ -179,6 +179,7 @@ def run_generate(req: GenerateRequest, *, lock: "Lock | None" = None, lock_path:
         "device": asm.device, "dtype": asm.dtype, "attention": asm.attention.backend, "attention_reason": asm.attention.reason,
         "prediction": asm.prediction, "loras": asm.loras, "fused": asm.fused, "embeddings": asm.embeddings,
         "controlnet": asm.controlnet, "vae": asm.vae, "seed": seed, "replay_of": replay_of,
+        "warnings": list(vset.warnings),
     }
     pix = pixel_sha256(image)
     png_sha = write_png(out, image, parameters, provenance)
@@ -194,6 +195,7 @@ def run_generate(req: GenerateRequest, *, lock: "Lock | None" = None, lock_path:
     runs.add_run(rec)
     d = runs.record_to_dict(rec)
     d["attention_reason"] = asm.attention.reason
+    d["warnings"] = list(vset.warnings)
     d["parameters"] = parameters
     return d
 

@@ -85,6 +85,7 @@ class VerifiedSet:
     adapters: tuple[VerifiedArtefact, ...] = ()
     lock_digest: str = ""
     packages_json: list[dict] = field(default_factory=list)  # the locked packages, for the run record
+    warnings: tuple[str, ...] = ()  # from the compatibility check (partial application, unknown prediction, ...)
 
     def of_kind(self, kind: str) -> list[VerifiedArtefact]:
         return [a for a in self.adapters if a.kind == kind]
@@ -244,29 +245,48 @@ def _declared_check(base: "LockedPackage", adapters: list["LockedPackage"]) -> N
             )
 
 
-def _structural_check(base: VerifiedArtefact, adapters: list[VerifiedArtefact]) -> None:
-    """hubctl.compat's header-only structural check over the materialised files (when compat exists)."""
-    try:
-        from hubctl import compat
-    except ImportError:
-        return
-    check = getattr(compat, "check_paths", None)
-    if check is None:
-        return
-    base_path = base.weights or base.root
-    adapter_paths = [a.weights or a.root for a in adapters]
-    verdict = check(base_path, adapter_paths)
-    compatible = verdict.get("compatible") if isinstance(verdict, dict) else getattr(verdict, "compatible", True)
-    if compatible:
-        return
-    problems = verdict.get("problems") if isinstance(verdict, dict) else getattr(verdict, "problems", [])
-    if problems:
-        p = problems[0]
-        art = p.get("artefact") if isinstance(p, dict) else getattr(p, "artefact", "")
-        reason = p.get("reason") if isinstance(p, dict) else getattr(p, "reason", str(p))
-        names = {str(a.weights or a.root): a.label for a in [base, *adapters]}
-        raise Refused(f"{names.get(str(art), art)}: {reason}")
-    raise Refused("the locked set is not compatible")
+def _family_table(family_ids: Iterable[str]) -> Any:
+    """The families the probe classifies with: the bundled ones and the configured registries' (the index),
+    plus the demo's tiny families when a lock names them and no registry declares them."""
+    from hubctl.families import Family, FamilyTable
+    from hubctl.probe import default_family_table
+
+    table = default_family_table()
+    missing = [f for f in dict.fromkeys(family_ids) if f and f not in table]
+    if missing:
+        from hubctl import demo_models
+
+        extra = [Family.model_validate(demo_models.family_entry(f)) for f in missing if f in demo_models.FAMILIES]
+        if extra:
+            table = table.merged(FamilyTable(extra))
+    return table
+
+
+def _structural_check(pkgs: "list[LockedPackage]", arts: list[VerifiedArtefact]) -> list[str]:
+    """hubctl.compat's declared + structural check of the verified files (headers only); Refused naming the
+    artefact and the reason when the set does not fit. Returns the verdict's warnings."""
+    from hubctl.compat import Declared, check_set
+    from hubctl.probe import probe
+
+    fams = _family_table(p.family for p in pkgs)
+    probes = []
+    for a in arts:
+        try:
+            probes.append(probe(a.weights or a.root, families=fams))
+        except Refused:
+            raise
+        except Exception as e:  # noqa: BLE001 - a header that does not read is a refusal naming the file
+            msg = getattr(e, "message", None) or str(e)
+            raise Refused(f"{a.label}: {msg}") from None
+    declared = [Declared(name=p.name, version=p.version, kind=p.kind, family=p.family, requires=tuple(p.requires),
+                         tokens=tuple(p.tokens), prediction=p.prediction) for p in pkgs]
+    verdict = check_set(probes[0], probes[1:], families=fams, labels=[a.label for a in arts], declared=declared)
+    if not verdict.compatible:
+        p = verdict.problems[0]
+        reason = p.reason if p.reason.startswith(p.artefact) else f"{p.artefact}: {p.reason}"
+        more = f" (and {len(verdict.problems) - 1} more problem(s))" if len(verdict.problems) > 1 else ""
+        raise Refused(reason + more)
+    return list(verdict.warnings)
 
 
 def _lay_out(p: "LockedPackage", blob_of: dict[str, Path]) -> VerifiedArtefact:
@@ -293,14 +313,15 @@ def verify_locked_set(lock: "Lock") -> VerifiedSet:
         raise Refused(f"the lock must hold exactly one base checkpoint to generate (found: {names})")
     base_pkg = bases[0]
     adapter_pkgs = sorted((p for p in lock.packages if p.kind != "checkpoint"), key=lambda p: (p.kind, p.name))
-    _declared_check(base_pkg, adapter_pkgs)
     blob_of = _verify_blobs([base_pkg, *adapter_pkgs])
     base = _lay_out(base_pkg, blob_of)
     adapters = [_lay_out(p, blob_of) for p in adapter_pkgs]
-    _structural_check(base, adapters)
+    warnings = _structural_check([base_pkg, *adapter_pkgs], [base, *adapters])
+    _declared_check(base_pkg, adapter_pkgs)  # a safety net: the lock's own families must agree too
     return VerifiedSet(
         base=base, adapters=tuple(adapters), lock_digest=lock_digest(lock.packages),
         packages_json=[package_to_dict(p) for p in sorted(lock.packages, key=lambda p: (p.kind, p.name))],
+        warnings=tuple(warnings),
     )
 
 
