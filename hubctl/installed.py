@@ -9,9 +9,11 @@ credential reaches the database. Knows the state database only: never fetches, n
 from __future__ import annotations
 
 import json
+import threading
 import time
+import weakref
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Any, Iterable, Optional
 
 from packaging.utils import canonicalize_name
 from sqlmodel import Field, SQLModel
@@ -64,16 +66,29 @@ class InstalledFileRow(SQLModel, table=True):
     requested_revision: Optional[str] = None
 
 
-_ready: set[int] = set()
+_ready: "weakref.WeakSet[Any]" = weakref.WeakSet()
+_ready_lock = threading.Lock()
 
 
 def _engine():  # type: ignore[no-untyped-def]
+    """The state engine, with this module's tables created once per engine (threads and processes may race
+    to create them: the loser's "already exists" is fine)."""
+    from sqlalchemy.exc import OperationalError
+
     from hubctl.db import ensure_tables, state_engine
 
     eng = state_engine()
-    if id(eng) not in _ready:
-        ensure_tables(eng, [InstalledPackageRow, InstalledFileRow])
-        _ready.add(id(eng))
+    if eng not in _ready:
+        with _ready_lock:
+            if eng not in _ready:
+                for attempt in range(5):
+                    try:
+                        ensure_tables(eng, [InstalledPackageRow, InstalledFileRow])
+                        break
+                    except OperationalError as e:
+                        if "already exists" not in str(e) or attempt == 4:
+                            raise
+                _ready.add(eng)
     return eng
 
 

@@ -27,10 +27,11 @@ import stat as stat_mod
 import struct
 import threading
 import time
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 from sqlmodel import Field, SQLModel
 
@@ -81,16 +82,29 @@ class BlobRecord(SQLModel, table=True):
     verified_at: float = 0.0
 
 
-_tables_ready: set[int] = set()
+_ready: "weakref.WeakSet[Any]" = weakref.WeakSet()
+_ready_lock = threading.Lock()
 
 
 def _engine():  # type: ignore[no-untyped-def]
+    """The state engine, with this module's tables created once per engine (threads and processes may race
+    to create them: the loser's "already exists" is fine)."""
+    from sqlalchemy.exc import OperationalError
+
     from hubctl.db import ensure_tables, state_engine
 
     eng = state_engine()
-    if id(eng) not in _tables_ready:
-        ensure_tables(eng, [BlobRecord])
-        _tables_ready.add(id(eng))
+    if eng not in _ready:
+        with _ready_lock:
+            if eng not in _ready:
+                for attempt in range(5):
+                    try:
+                        ensure_tables(eng, [BlobRecord])
+                        break
+                    except OperationalError as e:
+                        if "already exists" not in str(e) or attempt == 4:
+                            raise
+                _ready.add(eng)
     return eng
 
 
@@ -152,7 +166,7 @@ class PartialFile:
 
     ``plan(size, validator, parts)`` either resumes what an earlier process left (same size, and for
     downloads not keyed by sha256 the same validator) or starts fresh. ``frontier`` is the contiguous
-    prefix written so far; :class:`_FollowHasher` hashes up to it while writers continue.
+    prefix written so far; :class:`_Hasher` hashes in byte order while writers continue.
     """
 
     def __init__(self, directory: Path, key: str, *, keyed_by_hash: bool = False) -> None:
@@ -172,6 +186,7 @@ class PartialFile:
         self._prog_fd: Optional[int] = None
         self._last_saved: dict[int, int] = {}
         self.finished = False
+        self.hasher: Optional["_Hasher"] = None
 
     # ---- lifecycle
     def plan(self, size: Optional[int], validator: Optional[str], nparts: int = 1) -> list[Part]:
@@ -281,12 +296,17 @@ class PartialFile:
             raise SourceError(f"server sent more bytes than the {part.end - part.start}-byte range asked for")
         off = 0
         mv = memoryview(data)
+        start = part.done
         while off < n:
-            off += _pwrite(self._fd, mv[off:], part.done + off)
+            off += _pwrite(self._fd, mv[off:], start + off)
         with self.cond:
             part.done += n
             self._save(part)
-            self.cond.notify_all()
+            gen = self.generation
+        hasher = self.hasher
+        if hasher is not None and not hasher.offer(start, mv, gen):
+            with self.cond:
+                self.cond.notify_all()  # not next in line: the follower hashes it from the file later
 
     def frontier(self) -> int:
         """Length of the contiguous prefix written so far (parts are contiguous and in order)."""
@@ -334,66 +354,91 @@ class PartialFile:
             _unlink(p)
 
 
-class _FollowHasher(threading.Thread):
-    """Hashes a PartialFile up to its written frontier while the download goes on (reads from the page
-    cache with pread), so the sha256 is ready the moment the last byte lands."""
+class _Hasher(threading.Thread):
+    """sha256 of a PartialFile in byte order, in the same pass as the download.
 
-    def __init__(self, pf: PartialFile, progress: Callable[[int], None] | None = None) -> None:
+    Bytes written right at the hashed position are hashed inline from the writer's buffer (``offer``: one
+    stream, or the first part); bytes written ahead of it (the other parallel parts, or what an earlier
+    process left) are hashed by this thread from the file (page cache) as the contiguous frontier grows.
+    A reset of the partial file (generation bump) starts the hash over."""
+
+    def __init__(self, pf: PartialFile) -> None:
         super().__init__(daemon=True, name=f"hash-{pf.key[:8]}")
         self.pf = pf
         self.h = hashlib.sha256()
         self.pos = 0
         self.gen = pf.generation
+        self.lock = threading.Lock()
         self.stop_flag = False
         self.error: Optional[BaseException] = None
-        self.progress = progress
+
+    def _sync_gen(self, gen: int) -> None:
+        if gen != self.gen:
+            self.gen, self.h, self.pos = gen, hashlib.sha256(), 0
+
+    def offer(self, offset: int, data: memoryview, gen: int) -> bool:
+        """Hash ``data`` now if it starts exactly at the hashed position; False if it must wait."""
+        if offset != self.pos and not (gen != self.gen and offset == 0):
+            return False
+        with self.lock:
+            self._sync_gen(self.pf.generation)
+            if gen != self.gen or offset != self.pos:
+                return False
+            self.h.update(data)
+            self.pos += len(data)
+            return True
 
     def run(self) -> None:
         pf = self.pf
         buf = bytearray(CHUNK)
         mv = memoryview(buf)
+        fd = -1
+        opened_gen = -1
         try:
             while True:
                 with pf.cond:
                     while True:
                         if self.stop_flag:
                             return
-                        if pf.generation != self.gen:
-                            self.gen, self.h, self.pos = pf.generation, hashlib.sha256(), 0
                         front = pf.frontier()
-                        if front > self.pos:
+                        if pf.generation != self.gen or front > self.pos:
                             break
                         if pf.finished:
                             return
                         pf.cond.wait(0.5)
-                    fd = os.open(pf.path, os.O_RDONLY)
-                    gen = self.gen
-                try:
-                    while self.pos < front:
+                with self.lock:
+                    self._sync_gen(pf.generation)
+                    front = pf.frontier()
+                    if front > self.pos:
+                        if fd < 0 or opened_gen != pf.generation:  # opened lazily; reopened if recreated
+                            if fd >= 0:
+                                os.close(fd)
+                            fd = os.open(pf.path, os.O_RDONLY)
+                            opened_gen = pf.generation
                         k = os.preadv(fd, [mv[: min(CHUNK, front - self.pos)]], self.pos)
-                        if not k:
-                            break
-                        if pf.generation != gen:
-                            break
-                        self.h.update(mv[:k])
-                        self.pos += k
-                finally:
-                    os.close(fd)
+                        if k and pf.generation == self.gen:
+                            self.h.update(mv[:k])
+                            self.pos += k
         except BaseException as e:  # noqa: BLE001 - reported to the fetching thread
             self.error = e
+        finally:
+            if fd >= 0:
+                os.close(fd)
 
     def finish(self) -> tuple[str, int]:
         self.pf.finish_writing()
         self.join()
         if self.error is not None:
             raise self.error
-        return self.h.hexdigest(), self.pos
+        with self.lock:
+            return self.h.hexdigest(), self.pos
 
     def stop(self) -> None:
         with self.pf.cond:
             self.stop_flag = True
             self.pf.cond.notify_all()
         self.join(timeout=5)
+        self.pf.hasher = None
 
 
 # ----------------------------------------------------------------------------------------------- store
@@ -555,7 +600,8 @@ class Store:
     ) -> FetchResult:
         if size is not None:
             self._check_space(size, pf, label)
-        hasher = _FollowHasher(pf)
+        hasher = _Hasher(pf)
+        pf.hasher = hasher
         hasher.start()
         try:
             download(pf)
