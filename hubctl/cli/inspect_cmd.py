@@ -28,12 +28,8 @@ def _fmt_size(n: int | None) -> str:
 
 
 def render_probe(p: "Probe") -> None:
-    from rich.markup import escape
-
-    from hubctl.cli.output import out
-
-    c = out()
-    c.print(f"[bold]{escape(p.path)}[/bold]")
+    """Human output of one probe: plain lines through click (no rich import: inspect must start fast)."""
+    lines = [typer.style(p.path, bold=True)]
     rows: list[tuple[str, Any]] = [("kind", p.kind), ("family", p.family or "unknown"), ("layout", p.layout)]
     if p.family is None and p.family_candidates:
         rows.append(("could be", ", ".join(p.family_candidates)))
@@ -51,22 +47,19 @@ def render_probe(p: "Probe") -> None:
         for k in ("sha256", "autov2", "data_sha256", "autov1"):
             if k in p.hashes:
                 rows.append((k, p.hashes[k]))
-    for k, v in rows:
-        if v is not None and v != "":
-            c.print(f"  {k:<11} {escape(str(v))}")
+    lines += [f"  {k:<11} {v}" for k, v in rows if v is not None and v != ""]
     shown = {k: p.metadata[k] for k in _SHOWN_METADATA if k in p.metadata}
     if p.metadata:
         rest = len(p.metadata) - len(shown)
-        c.print(f"  metadata    {len(p.metadata)} entries" + (f" ({rest} more with --json)" if rest and shown else ""))
-        for k, v in shown.items():
-            c.print(f"    {escape(k)} = {escape(v[:100])}")
+        lines.append(f"  metadata    {len(p.metadata)} entries" + (f" ({rest} more with --json)" if rest and shown else ""))
+        lines += [f"    {k} = {v[:100]}" for k, v in shown.items()]
     if p.evidence:
-        c.print("  evidence")
+        lines.append("  evidence")
         for e in p.evidence[:8]:
             shape = f" {list(e.shape)}" if e.shape is not None else ""
-            c.print(f"    {escape(e.key)}{shape}: {escape(e.means)}")
-    for n in p.notes:
-        c.print(f"  [yellow]note[/yellow]        {escape(n)}")
+            lines.append(f"    {e.key}{shape}: {e.means}")
+    lines += [f"  {typer.style('note', fg='yellow')}        {n}" for n in p.notes]
+    typer.echo("\n".join(lines))
 
 
 def inspect(
@@ -78,7 +71,7 @@ def inspect(
     """What each artefact is (kind, family, layout, prediction, rank, tokens, ...), from its header alone.
 
     --json prints one object per argument (an array when there are several)."""
-    from hubctl.cli.output import err, print_json, warn
+    from hubctl.cli.output import print_json
     from hubctl.errors import HubctlError, redact
     from hubctl.probe import default_family_table, probe
 
@@ -91,14 +84,12 @@ def inspect(
         except HubctlError as e:
             if len(targets) == 1:
                 raise
-            from rich.markup import escape
-
-            err().print(f"[bold red]error:[/bold red] {escape(redact(str(e)))}")
+            typer.echo(typer.style("error:", fg="red", bold=True) + " " + redact(str(e)), err=True)
             worst = max(worst, e.exit_code)
             results.append({"path": t, "error": redact(str(e))})
             continue
         if p.format == "pickle" and not allow_pickle:
-            warn(p.notes[0] if p.notes else f"{t}: pickled file not read")
+            typer.echo(typer.style("warning:", fg="yellow") + " " + (p.notes[0] if p.notes else f"{t}: pickled file not read"), err=True)
         if json_:
             results.append(p.to_json())
         else:

@@ -28,15 +28,22 @@ __all__ = ["probe", "probe_files", "read_header", "Header", "TensorInfo", "Probe
            "default_family_table"]
 
 
-def default_family_table() -> "FamilyTable":
-    """The bundled families merged with those of the configured registries (the index), when it opens."""
+def default_family_table(*, refresh: bool = True) -> "FamilyTable":
+    """The bundled families merged with those of the configured registries (the index), when it opens.
+    With no index yet and no registry but the bundled one, the bundled families are the answer (no index build)."""
     from hubctl.families import default_families
 
     table = default_families()
     try:
+        from hubctl.config import index_db_path
         from hubctl.index import open_index
 
-        idx = open_index()
+        if not index_db_path().exists():
+            from hubctl.registries import list_registries
+
+            if not [e for e in list_registries() if getattr(e, "name", "") != "default"]:
+                return table  # only the bundled registry: its families are the bundled ones
+        idx = open_index(refresh=refresh)
         try:
             table = table.merged(idx.families)
         finally:
