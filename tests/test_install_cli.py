@@ -68,7 +68,7 @@ def test_verify_is_quiet_when_good_and_names_each_bad_file_with_exit_1(demo_regi
     assert r.exit_code == 1
     bad = [line for line in r.stderr.splitlines() if line.startswith("bad:")]
     assert len(bad) == 1 and "demo-style 1.0: demo-style-1.0.safetensors: content changed" in bad[0]
-    assert "1 installed file differ" in r.stderr
+    assert "1 file differ" in r.stderr
     j = cli("verify", "--json")
     assert j.exit_code == 1 and j.json()["problems"][0]["package"] == "demo-style"
     # installing again repairs it
@@ -88,3 +88,14 @@ def test_uninstall_then_gc_frees_the_blobs(demo_registry, cli):
     assert r.exit_code == 0 and "removed 1 blob" in r.stderr
     assert list(Store().iter_blobs()) == []
     assert cli("list").stderr.startswith("nothing installed")
+
+
+def test_verify_also_checks_the_project_lock_and_names_files_not_synced(demo_registry, cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli("add", "demo-token").exit_code == 0  # writes hubctl.toml and hubctl.lock, installs nothing
+    r = cli("verify")
+    assert r.exit_code == 1
+    assert "demo-token 1.0: learned_embeds.safetensors: missing from the store" in r.stderr
+    assert cli("sync").exit_code == 0
+    r = cli("verify")
+    assert r.exit_code == 0 and "including hubctl.lock" in r.stderr

@@ -98,27 +98,48 @@ def list_(json_: JsonOpt = False) -> None:
     _table(t)
 
 
+def _lock_packages(lock: Optional[Path]) -> tuple[Optional[Path], list[Any]]:
+    """The packages of ``lock``, or of the project's lock when there is one (else none)."""
+    from hubctl.lock import read_lock
+
+    if lock is None:
+        from hubctl.project import find_project
+
+        project = find_project()
+        if project is None or not project.lock_path.is_file():
+            return None, []
+        lock = project.lock_path
+    return lock, list(read_lock(lock).packages)
+
+
 def verify(
     full: bool = typer.Option(False, "--full", help="Rehash every file, not only those whose stat changed."),
+    lock: Optional[Path] = typer.Option(None, "--lock", metavar="FILE", help="Also check this lock's files (default: the project's hubctl.lock, if any)."),
     json_: JsonOpt = False,
 ) -> None:
-    """Re-check installed files: an unchanged file costs a stat; a changed one is rehashed. Exit 1 on drift,
-    with one line per bad file."""
+    """Re-check installed files, and the project's lock: an unchanged file costs a stat; a changed one is
+    rehashed. Exit 1 on drift, with one line per bad file."""
     from hubctl.cli.output import err, print_json
     from hubctl.errors import Refused
     from hubctl.install import verify_installed
+    from hubctl.installed import installed_packages
 
-    rep = verify_installed(full=full, progress=not json_)
+    lock_path, locked = _lock_packages(lock)
+    packages = installed_packages()
+    have = {(p.name, p.version, p.variant) for p in packages}
+    packages += [p for p in locked if (p.name, p.version, p.variant) not in have]
+    rep = verify_installed(full=full, packages=packages, progress=not json_)
     if json_:
-        print_json(rep.to_json())
+        print_json({**rep.to_json(), "lock": str(lock_path) if lock_path else None})
     else:
         for line in rep.problems:
             err().print(f"[red]bad:[/red] {_escape(line)}")
     if not rep.ok:
         n = len(rep.problems)
-        raise Refused(f"{n} installed file{'s' if n != 1 else ''} differ from their sha256; run `hubctl install` or `hubctl sync` to fetch them again")
+        raise Refused(f"{n} file{'s' if n != 1 else ''} differ from their sha256 or are missing; run `hubctl install` or `hubctl sync` to fetch them again")
     if not json_:
-        err().print(f"ok: {rep.checked} files, {_size(rep.bytes)} ({rep.hashed} rehashed)")
+        also = f", including {lock_path.name}" if lock_path else ""
+        err().print(f"ok: {rep.checked} files, {_size(rep.bytes)} ({rep.hashed} rehashed){also}")
 
 
 def _escape(s: str) -> str:
