@@ -393,14 +393,25 @@ def check_set(
 # --------------------------------------------------------------------------------------------- edges (I/O)
 
 
-def check_paths(base: "str | Path", adapters: Sequence["str | Path"], *, families: "FamilyTable | None" = None) -> Verdict:
-    """Probe files / folders / URLs and check them (what the inference run calls on locked files)."""
-    from hubctl.probe import default_family_table, probe
+Artefact = "str | Path | Probe | Mapping[str, Path]"
+
+
+def check_paths(base: Artefact, adapters: Sequence[Artefact], *, families: "FamilyTable | None" = None,
+                labels: Sequence[str] | None = None, declared: Sequence[Declared | None] | None = None) -> Verdict:
+    """Probe and check a set (what the inference run calls on locked files). Each artefact: a path, folder or
+    URL; a ready Probe; or a package's files as {path inside the package: file on disk} (store blobs)."""
+    from hubctl.probe import default_family_table, probe, probe_files
 
     fams = families if families is not None else default_family_table()
-    b = probe(base, families=fams)
-    ads = [probe(a, families=fams) for a in adapters]
-    return check_set(b, ads, families=fams)
+
+    def one(a: Any) -> Probe:
+        if isinstance(a, Probe):
+            return a
+        if isinstance(a, Mapping):
+            return probe_files(dict(a), families=fams)
+        return probe(a, families=fams)
+
+    return check_set(one(base), [one(a) for a in adapters], families=fams, labels=labels, declared=declared)
 
 
 def _synthetic(label: str, d: Declared) -> Probe:
@@ -470,11 +481,18 @@ def resolve_argument(arg: str, families: "FamilyTable", *, role: str, warnings: 
     if installed and installed[1]:
         p = probe_files(installed[1], families=families, label=label)
         return p, label, d
-    # not installed: a base is checked against its family's shape table; an adapter's header is read
-    # from its source (header only: a local file, or at most two ranged requests)
+    # not installed: files with a local source are read where they lie; otherwise a base is checked
+    # against its family's shape table and an adapter's header is read from its source (header only)
+    variant = next((v for v in chosen.variants if any(f.path.endswith(".safetensors") for f in v.files)), chosen.variants[0])
+    if all(f.source.startswith("file://") for f in variant.files):
+        from urllib.parse import unquote, urlsplit
+
+        local = {f.path: Path(unquote(urlsplit(f.source).path)) for f in variant.files}
+        if all(x.is_file() for x in local.values()):
+            return probe_files(local, families=families, label=label), label, d
     if role == "base":
         return _synthetic(label, d), label, d
-    files = [f for f in chosen.variants[0].files if f.path.endswith(".safetensors")]
+    files = [f for f in variant.files if f.path.endswith(".safetensors")]
     if len(files) != 1:
         warnings.append(f"{label}: structural check uses the declared family only (not installed; {len(files)} safetensors files)")
         return _synthetic(label, d), label, d

@@ -109,23 +109,18 @@ def check(
     json_: JsonOpt = False,
 ) -> None:
     """Does this set fit together? Declared (manifests) and structural (shapes) checks; exit 1 if not."""
-    from hubctl.cli.output import out, print_json
+    from hubctl.cli.output import print_json
     from hubctl.compat import gather_and_check
 
     verdict = gather_and_check(base, adapters, offline=offline)
     if json_:
         print_json(verdict.to_json())
     else:
-        from rich.markup import escape
-
-        c = out()
-        for line in verdict.summary_lines():
-            c.print(escape(line))
-        for pr in verdict.problems:
-            c.print(f"[red]problem:[/red] {escape(pr.reason)}")
-        for w in verdict.warnings:
-            c.print(f"[yellow]warning:[/yellow] {escape(w)}")
-        c.print("[green]compatible[/green]" if verdict.compatible else "[bold red]not compatible[/bold red]")
+        lines = list(verdict.summary_lines())
+        lines += [typer.style("problem:", fg="red") + " " + pr.reason for pr in verdict.problems]
+        lines += [typer.style("warning:", fg="yellow") + " " + w for w in verdict.warnings]
+        lines.append(typer.style("compatible", fg="green") if verdict.compatible else typer.style("not compatible", fg="red", bold=True))
+        typer.echo("\n".join(lines))
     if not verdict.compatible:
         raise typer.Exit(1)
 

@@ -179,6 +179,8 @@ def classify(
         components = sorted({n.split(".", 1)[0] for n in names})
         if "controlnet" in modules and "unet" not in modules:
             kind = "controlnet"
+        elif set(components) == {"vae"}:
+            kind = "vae"
         if "unet" in modules or "controlnet" in modules:
             unet_signature(modules.get("unet") or modules["controlnet"], sig, shapes, "unet." if "unet" in modules else "controlnet.")
         te_signature(modules, sig, exact_count=True)
