@@ -27,7 +27,8 @@ Vocabulary follows PEP 751 (pylock.toml) where it fits::
     hashes = {sha256 = "..."}
 
 This module reads and writes lock files and decides; it never fetches (pinning an unpinned hf file
-goes through ``hubctl.install.pin_file``) and never touches the store.
+goes through ``hubctl.install.pin_file``) and never touches the store. Comparing two locks is
+:mod:`hubctl.lock_diff`; the lock's JSON Schema is :mod:`hubctl.lock_schema`.
 """
 
 from __future__ import annotations
@@ -56,7 +57,6 @@ __all__ = [
     "LockedFile",
     "LockedPackage",
     "Lock",
-    "Change",
     "inputs_digest",
     "dumps_lock",
     "loads_lock",
@@ -64,8 +64,6 @@ __all__ = [
     "write_lock",
     "pin",
     "pin_file_offline",
-    "diff_packages",
-    "format_change",
 ]
 
 LOCK_VERSION = "1.0"
@@ -463,124 +461,3 @@ def pin(
             )
         )
     return out
-
-
-# --------------------------------------------------------------------------------------------- compare
-
-
-@dataclass(frozen=True)
-class Change:
-    """One artefact that differs between two locks (or a lock and a fresh resolution)."""
-
-    name: str
-    old: LockedPackage | None
-    new: LockedPackage | None
-
-    @property
-    def what(self) -> str:
-        if self.old is None:
-            return "added"
-        if self.new is None:
-            return "removed"
-        if self.old.version != self.new.version:
-            return "version"
-        if self.old.variant != self.new.variant:
-            return "variant"
-        return "files"
-
-    def to_json(self) -> dict[str, Any]:
-        def side(p: LockedPackage | None) -> dict[str, Any] | None:
-            return None if p is None else {"version": p.version, "family": p.family, "variant": p.variant}
-
-        return {"package": self.name, "change": self.what, "old": side(self.old), "new": side(self.new)}
-
-
-def _fileset(p: LockedPackage) -> set[tuple[str, str, int, str]]:
-    return {(f.path, f.url, f.size, f.sha256) for f in p.files}
-
-
-def diff_packages(old: Iterable[LockedPackage], new: Iterable[LockedPackage]) -> list[Change]:
-    """Every package whose version, variant or files differ, sorted by name."""
-    a = {p.name: p for p in old}
-    b = {p.name: p for p in new}
-    out = []
-    for name in sorted(set(a) | set(b)):
-        pa, pb = a.get(name), b.get(name)
-        if pa is None or pb is None or (pa.version, pa.variant, pa.family) != (pb.version, pb.variant, pb.family) or _fileset(pa) != _fileset(pb):
-            out.append(Change(name, pa, pb))
-    return out
-
-
-def format_change(c: Change, old_label: str = "in the lock", new_label: str = "now") -> str:
-    """``demo-sd: 1.4 (demo-sd1) in the lock, 2.0 (demo-sd2) now``."""
-    def side(p: LockedPackage | None) -> str:
-        if p is None:
-            return "absent"
-        return f"{p.version} ({p.family}{', ' + p.variant if c.what == 'variant' else ''})"
-
-    extra = " (same version, different files)" if c.what == "files" else ""
-    return f"{c.name}: {side(c.old)} {old_label}, {side(c.new)} {new_label}{extra}"
-
-
-# --------------------------------------------------------------------------------------------- schema
-
-
-def lock_file_schema() -> dict[str, Any]:
-    """JSON Schema of a lock file (``schemas/lock.schema.json``), from pydantic models that mirror
-    :func:`loads_lock` (tests/test_lock_schema.py keeps the two in agreement)."""
-    from typing import Dict, List, Literal, Optional
-
-    from pydantic import BaseModel, ConfigDict, Field
-
-    from hubctl.manifest import Kind
-
-    class _M(BaseModel):
-        model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    class Hashes(_M):
-        sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-
-    class File(_M):
-        """One pinned file of a package."""
-
-        path: str = Field(description="Path inside the package (POSIX, relative, no '..').")
-        url: str = Field(description="Source: hf://org/repo@<40-hex commit>/path, https://..., file://...")
-        requested_revision: Optional[str] = Field(default=None, alias="requested-revision", description="The branch or tag the manifest asked for.")
-        commit_id: Optional[str] = Field(default=None, alias="commit-id", pattern=r"^[0-9a-f]{40}$", description="The commit an hf:// url is pinned to.")
-        size: int = Field(ge=0)
-        hashes: Hashes
-
-    class Package(_M):
-        """One resolved package: exact version and variant."""
-
-        name: str = Field(description="PEP 503 normalised name.")
-        version: str = Field(description="PEP 440 version.")
-        kind: Kind
-        family: str
-        variant: str
-        prediction: Optional[str] = None
-        layout: Optional[str] = None
-        dtype: Optional[str] = None
-        requires: List[str] = Field(default_factory=list)
-        tokens: List[str] = Field(default_factory=list)
-        trigger: List[str] = Field(default_factory=list)
-        files: List[File] = Field(min_length=1)
-
-    class Settings(_M):
-        pre: bool = False
-        dtype: Optional[str] = None
-        vram: Optional[str | int] = None
-
-    class LockFile(_M):
-        """hubctl.lock / SCRIPT.py.lock: the resolved, exact set (PEP 751 vocabulary where it fits)."""
-
-        model_config = ConfigDict(extra="forbid", populate_by_name=True, title="LockFile")
-        lock_version: Literal["1.0"] = Field(alias="lock-version")
-        created_by: str = Field(default="hubctl", alias="created-by")
-        inputs_digest: str = Field(alias="inputs-digest", pattern=r"^sha256:[0-9a-f]{64}$", description="sha256 of the normalised requirements and settings.")
-        requires: List[str] = Field(default_factory=list)
-        settings: Optional[Settings] = None
-        packages: List[Package] = Field(default_factory=list)
-        tool: Optional[Dict[str, Any]] = None
-
-    return LockFile.model_json_schema(by_alias=True)

@@ -20,7 +20,7 @@ __all__ = ["SCHEMAS", "schema_for", "render_schema", "export_schemas", "check_sc
 SCHEMAS: list[tuple[str, Any]] = [
     ("manifest.schema.json", "hubctl.manifest:Manifest"),
     ("families.schema.json", "hubctl.schema_export:families_file_schema"),
-    ("lock.schema.json", "hubctl.lock:lock_file_schema"),
+    ("lock.schema.json", "hubctl.lock_schema:lock_file_schema"),
     ("project.schema.json", "hubctl.project:project_file_schema"),
 ]
 

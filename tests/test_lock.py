@@ -12,15 +12,14 @@ from hubctl.lock import (
     Lock,
     LockedFile,
     LockedPackage,
-    diff_packages,
     dumps_lock,
-    format_change,
     inputs_digest,
     loads_lock,
     pin,
     read_lock,
     write_lock,
 )
+from hubctl.lock_diff import diff_packages, format_change
 from hubctl.resolve import MemoryIndex, resolve
 from tests._hubs import demo_index, fake_sha, manifest, version
 

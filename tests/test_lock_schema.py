@@ -10,7 +10,8 @@ import jsonschema
 import pytest
 
 from hubctl.config import bundled_schemas_path
-from hubctl.lock import Lock, LockedFile, LockedPackage, dumps_lock, inputs_digest, lock_file_schema, pin
+from hubctl.lock import Lock, LockedFile, LockedPackage, dumps_lock, inputs_digest, pin
+from hubctl.lock_schema import lock_file_schema
 from hubctl.project import project_file_schema
 from hubctl.resolve import resolve
 from hubctl.schema_export import render_schema

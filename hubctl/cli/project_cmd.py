@@ -19,7 +19,8 @@ from hubctl.cli.output import JsonOpt
 
 if TYPE_CHECKING:
     from hubctl.index import Index
-    from hubctl.lock import Change, Lock
+    from hubctl.lock import Lock
+    from hubctl.lock_diff import Change
     from hubctl.locking import LockResult
     from hubctl.project import Project
 
@@ -61,7 +62,7 @@ def _print_changes(changes: list["Change"], old_label: str = "before", new_label
     from rich.markup import escape
 
     from hubctl.cli.output import err
-    from hubctl.lock import format_change
+    from hubctl.lock_diff import format_change
 
     for c in changes:
         sign = {"added": "+", "removed": "-"}.get(c.what, "~")
