@@ -210,17 +210,22 @@ def _parse_all(items: list[tuple[str, Any]], known_families: Iterable[str]) -> l
     return out
 
 
-def _collect(entries: Sequence["RegistryEntry"], overrides: dict[str, Path] | None) -> tuple["FamilyTable", list[tuple[str, "Manifest"]], list[str]]:
-    """Load every registry; return the merged families, (registry, manifest) pairs and warnings."""
+def _collect(
+    entries: Sequence["RegistryEntry"], overrides: dict[str, Path] | None
+) -> tuple["FamilyTable", dict[str, str], list[tuple[str, "Manifest"]], list[str]]:
+    """Load every registry; return the merged families, the registry each family comes from,
+    (registry, manifest) pairs and warnings."""
     from hubctl.families import FamilyTable
 
     families = FamilyTable()
+    family_origin: dict[str, str] = {}
     pending: list[tuple[str, list[tuple[str, Any]]]] = []
     for e in entries:
         root = (overrides or {}).get(e.name) or e.path
         origin = e.location if e.kind == "url" else str(root)
         fams, items = load_registry(root, e.kind, origin=origin)
         families = families.merged(FamilyTable(fams))
+        family_origin.update({f.id: e.name for f in fams})
         pending.append((e.name, items))
     seen: dict[str, str] = {}
     result: list[tuple[str, Manifest]] = []
@@ -235,7 +240,7 @@ def _collect(entries: Sequence["RegistryEntry"], overrides: dict[str, Path] | No
                 continue
             seen[key] = reg
             result.append((reg, m))
-    return families, result, warnings
+    return families, family_origin, result, warnings
 
 
 # --------------------------------------------------------------------------------------------- writing
@@ -342,6 +347,7 @@ def write_index_db(
     *,
     registries: Sequence["RegistryEntry"] = (),
     fingerprint: str = "",
+    family_registry: dict[str, str] | None = None,
     batch: int = 5000,
 ) -> Path:
     """Write a complete index database to ``path`` atomically (new file, one transaction, os.replace).
@@ -360,7 +366,10 @@ def write_index_db(
         SQLModel.metadata.create_all(engine, tables=[t.__table__ for t in _tables()])  # type: ignore[attr-defined]
         counts: dict[str, int] = {}
         with Session(engine) as s:
-            fam_rows = [{"id": f.id, "registry_name": "", "data": f.model_dump_json()} for f in families]
+            fam_rows = [
+                {"id": f.id, "registry_name": (family_registry or {}).get(f.id, ""), "data": f.model_dump_json()}
+                for f in families
+            ]
             if fam_rows:
                 s.exec(insert(IndexFamily), params=fam_rows)  # type: ignore[call-overload]
             seen: set[str] = set()
@@ -416,8 +425,8 @@ def rebuild_index(
     entries = list(entries) if entries is not None else list_registries()
     db = Path(db_path) if db_path is not None else index_db_path()
     fp = registry_fingerprint(entries, overrides)
-    families, packages, warnings = _collect(entries, overrides)
-    write_index_db(db, families, packages, registries=entries, fingerprint=fp)
+    families, family_origin, packages, warnings = _collect(entries, overrides)
+    write_index_db(db, families, packages, registries=entries, fingerprint=fp, family_registry=family_origin)
     _failed_marker(db).unlink(missing_ok=True)
     idx = Index(db)
     idx.warnings.extend(warnings)
@@ -609,6 +618,11 @@ class Index:
             if m is not None:
                 out.append(m)
         return out
+
+    def family_registry(self, fid: str) -> str | None:
+        """The registry that declared a family (None when the index has no such family)."""
+        row = self._con.execute("SELECT registry FROM index_family WHERE id = ?", (fid,)).fetchone()
+        return None if row is None else str(row[0])
 
     def registries(self) -> list[dict[str, Any]]:
         """The registries this index was compiled from, in order, with their package counts."""

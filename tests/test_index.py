@@ -187,3 +187,23 @@ def test_the_read_path_does_not_import_sqlalchemy_or_pydantic_for_search(hubctl_
     env = {**os.environ, "HUBCTL_HOME": str(hubctl_home)}
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert r.stdout.strip() == ""
+
+
+def test_each_family_remembers_the_registry_that_declared_it(tmp_path: Path) -> None:
+    fams = '[[families]]\nid = "tiny1"\ncross_attention_dim = 32\ntext_encoder_widths = [32]\ntext_encoder_layers = [2]\n'
+    tiny = GOOD_LORA.replace('family = "sd1"', 'family = "tiny1"').replace('"paper-cut"', '"tiny-style"')
+    add_registry(str(make_registry(tmp_path / "a", {"lora/tiny-style.toml": tiny}, families=fams)), "a")
+    idx = open_index()
+    assert (idx.family_registry("sd1"), idx.family_registry("tiny1"), idx.family_registry("zz")) == ("default", "a", None)
+
+
+def test_a_corrupt_or_foreign_index_file_is_rebuilt(hubctl_home: Path) -> None:
+    db = hubctl_home / "index.db"
+    db.write_bytes(b"this is not sqlite" * 100)
+    assert open_index().get("stable-diffusion") is not None
+    con = sqlite3.connect(db)
+    con.execute("UPDATE index_meta SET value = '0' WHERE key = 'format'")  # an index from another hubctl version
+    con.commit()
+    con.close()
+    stamp = built_at(db)
+    assert open_index().get("stable-diffusion") is not None and built_at(db) != stamp
