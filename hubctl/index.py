@@ -124,7 +124,7 @@ def registry_fingerprint(entries: Sequence["RegistryEntry"], overrides: dict[str
     return h.hexdigest()
 
 
-def _load_index_file(path: Path, origin: str, known: "FamilyTable | None") -> tuple[list["Family"], list[tuple[str, dict[str, Any]]]]:
+def _load_index_file(path: Path, origin: str) -> tuple[list["Family"], list[tuple[str, dict[str, Any]]]]:
     """Families and (origin, raw manifest) pairs from a built index file."""
     from pydantic import ValidationError
 
@@ -134,7 +134,8 @@ def _load_index_file(path: Path, origin: str, known: "FamilyTable | None") -> tu
     try:
         raw = path.read_bytes()
     except OSError as e:
-        raise BadInput(f"cannot read registry index ({e.strerror or e})", context=origin) from None
+        hint = "; run `hubctl registry update`" if "://" in origin else ""
+        raise BadInput(f"cannot read registry index ({e.strerror or e}){hint}", context=origin) from None
     try:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -169,7 +170,7 @@ def load_registry(root: Path, kind: str = "folder", *, origin: str | None = None
 
     origin = origin or str(root)
     if kind in ("file", "url"):
-        return _load_index_file(root, origin, None)
+        return _load_index_file(root, origin)
     if not root.is_dir():
         raise BadInput("registry folder does not exist (remove it with `hubctl registry remove`)", context=origin)
     families: list[Family] = []
@@ -184,7 +185,9 @@ def load_registry(root: Path, kind: str = "folder", *, origin: str | None = None
             continue
         parts = rel.split("/")
         if len(parts) == 2:
-            raise BadInput(f"manifests must sit in manifests/<kind>/<name>.toml; found a file at {rel}", context=str(p))
+            if p.name.endswith(".toml"):
+                raise BadInput("manifests must sit in manifests/<kind>/<name>.toml", context=str(p))
+            continue  # a README beside the kind folders
         if parts[1] not in KINDS:
             raise BadInput(f"kind folder '{parts[1]}' is not one of: {', '.join(KINDS)}", context=str(p))
         if not p.name.endswith(".toml"):

@@ -333,3 +333,15 @@ def test_info_of_a_base_lists_the_adapters_declared_for_each_version(cli) -> Non
     base = {v["version"]: v["adapters"] for v in cli("info", "stable-diffusion-base", "--json").json()["versions"]}
     assert "ugly-sonic 2.0" in base["2.1"] and "sd-clevr-sg2im 1.0" not in base["2.1"]  # declared for stable-diffusion
     assert "adapters: 11 declared for it" in cli("info", "stable-diffusion==1.5").stdout
+
+
+def test_a_manifest_outside_a_kind_folder_is_named(cli, tmp_path) -> None:
+    reg = make_registry(tmp_path / "flat", {"lora/paper-cut.toml": GOOD_LORA})
+    (reg / "manifests" / "README.md").write_text("notes")  # fine
+    (reg / "manifests" / "paper-cut.toml").write_text(GOOD_LORA)  # not fine
+    r = cli("registry", "add", str(reg))
+    assert r.exit_code == 2
+    line = one_line_error(r)
+    assert str(reg / "manifests" / "paper-cut.toml") in line and "manifests/<kind>/<name>.toml" in line
+    (reg / "manifests" / "paper-cut.toml").unlink()
+    assert cli("registry", "add", str(reg)).exit_code == 0
