@@ -182,6 +182,8 @@ def dumps_lock(lock: Lock) -> str:
         f"inputs-digest = {_s(lock.inputs_digest)}",
         f"requires = {_arr(lock.requires)}",
     ]
+    if not lock.packages:
+        lines.append("packages = []")
     settings = [(k, v) for k, v in (("pre", lock.pre or None), ("dtype", lock.dtype), ("vram", lock.vram)) if v]
     if settings:
         lines += ["", "[settings]"]

@@ -177,3 +177,25 @@ def test_a_script_without_a_block_is_exit_2_naming_it(cli, project_dir):
     (project_dir / "plain.py").write_text("print(1)\n")
     r = cli("lock", "--script", "plain.py")
     assert r.exit_code == 2 and "plain.py: has no '# /// hubctl' block" in r.stderr
+
+
+def test_upgrade_package_naming_nothing_locked_is_bad_input(cli, project_dir):
+    assert cli("add", "demo-sd<2").exit_code == 0
+    r = cli("lock", "--upgrade-package", "demo-nothing")
+    assert r.exit_code == 2 and "--upgrade-package demo-nothing: not in the lock or the requirements" in r.stderr
+
+
+def test_removing_the_last_requirement_leaves_an_empty_lock(cli, project_dir):
+    assert cli("add", "demo-token").exit_code == 0
+    assert cli("remove", "demo-token").exit_code == 0
+    assert _locked(project_dir) == {}
+    assert cli("lock", "--check").exit_code == 0
+
+
+def test_settings_change_makes_the_lock_stale_and_names_the_variant(cli, project_dir):
+    assert cli("add", "demo-sd<2").exit_code == 0
+    text = (project_dir / "hubctl.toml").read_text()
+    (project_dir / "hubctl.toml").write_text(text + '\n[settings]\nvram = "100B"\n')
+    r = cli("lock", "--check")
+    assert r.exit_code == 1
+    assert "no compatible set exists for it now: the smallest variants need about" in r.stderr
