@@ -622,6 +622,10 @@ class Index:
                 out.append(m)
         return out
 
+    def family_ids(self) -> list[str]:
+        """Family ids known to the index (without parsing them)."""
+        return [str(r[0]) for r in self._con.execute("SELECT id FROM index_family ORDER BY rowid")]
+
     def family_registry(self, fid: str) -> str | None:
         """The registry that declared a family (None when the index has no such family)."""
         row = self._con.execute("SELECT registry FROM index_family WHERE id = ?", (fid,)).fetchone()

@@ -91,8 +91,10 @@ def registry_list(json_: JsonOpt = False) -> None:
     t = Table(box=None, pad_edge=False, header_style="bold")
     for col in ("name", "kind", "packages", "location"):
         t.add_column(col, justify="right" if col == "packages" else "left")
+    from rich.markup import escape
+
     for r in rows:
-        t.add_row(r["name"], r["kind"], "?" if r["packages"] is None else str(r["packages"]), r["location"])
+        t.add_row(r["name"], r["kind"], "?" if r["packages"] is None else str(r["packages"]), escape(r["location"]))
     _print_table(t)
 
 
@@ -199,7 +201,7 @@ def search(
         raise BadInput(f"--kind: '{kind}' is not one of: {', '.join(kinds)}")
     idx = _open()
     if family is not None:
-        fams = [r[0] for r in idx._con.execute("SELECT id FROM index_family")]
+        fams = idx.family_ids()
         if family not in fams:
             raise BadInput(f"--family: unknown family '{family}' (known: {', '.join(sorted(fams))})")
     rows = idx.search_rows(text, kind=kind, family=family)
@@ -210,9 +212,8 @@ def search(
         what = f"'{text}'" if text else "the filters"
         sys.stderr.write(f"no packages match {what}\n")
         return
+    from rich.markup import escape
     from rich.table import Table
-
-    from hubctl.cli.output import out
 
     t = Table(box=None, pad_edge=False, header_style="bold")
     t.add_column("name", no_wrap=True)
@@ -224,7 +225,7 @@ def search(
     if multi:
         t.add_column("registry")
     for r in rows:
-        cells = [r.name, r.kind, r.latest, ",".join(r.families), r.summary]
+        cells = [escape(r.name), r.kind, escape(r.latest), ",".join(r.families), escape(r.summary)]
         if multi:
             cells.append(r.registry)
         t.add_row(*cells)
