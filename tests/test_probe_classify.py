@@ -149,3 +149,76 @@ def test_hash_option_gives_sha256_autov2_and_data_only_hash(tmp_path) -> None:
     g = write_safetensors(tmp_path / "g.safetensors", {"emb_params": ("F32", [2, 768])}, {"name": "x"}, values={"emb_params": b"\x01" * 100})
     q = probe(g, families=FAMS, hash=True)
     assert q.hashes["sha256"] != p.hashes["sha256"] and q.hashes["data_sha256"] == p.hashes["data_sha256"]
+
+
+def test_legacy_diffusers_attention_processor_lora(tmp_path) -> None:
+    t = {}
+    for blk in ("down_blocks.0.attentions.0", "up_blocks.1.attentions.0"):
+        for proj, width in (("to_q", 320), ("to_k", 768), ("to_v", 768), ("to_out", 320)):
+            k = f"{blk}.transformer_blocks.0.attn2.processor.{proj}_lora"
+            t[k + ".down.weight"] = ("F32", [4, width])
+            t[k + ".up.weight"] = ("F32", [320, 4])
+    p = probe(write_safetensors(tmp_path / "old.safetensors", t), families=FAMS)
+    assert (p.kind, p.family, p.layout, p.rank) == ("lora", "sd1", "diffusers-legacy", 4)
+    assert {m.name for m in p.lora_modules} >= {"down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_out.0"}
+
+
+@pytest.mark.parametrize("prefixes, widths, family", [
+    (["lora_te_"], [768], "sd1"),
+    (["lora_te_"], [1024], "sd2"),
+    (["lora_te1_", "lora_te2_"], [768, 1280], "sdxl"),
+])
+def test_text_encoder_only_loras_classify_by_width_and_prefix(tmp_path, prefixes, widths, family) -> None:
+    t = {}
+    for pre, w in zip(prefixes, widths):
+        for i in range(3):
+            k = f"{pre}text_model_encoder_layers_{i}_self_attn_q_proj"
+            t[k + ".lora_down.weight"] = ("F16", [8, w])
+            t[k + ".lora_up.weight"] = ("F16", [w, 8])
+    p = probe(write_safetensors(tmp_path / "te.safetensors", t), families=FAMS)
+    assert (p.kind, p.family) == ("lora", family)
+
+
+def test_sd1_text_encoder_lora_is_not_sdxl_even_at_768(tmp_path) -> None:
+    """`lora_te_` means exactly one text encoder: an SD1 LoRA, though SDXL's first encoder is 768 wide too."""
+    t = {"lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight": ("F16", [4, 768]),
+         "lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_up.weight": ("F16", [768, 4])}
+    assert probe(write_safetensors(tmp_path / "a.safetensors", t), families=FAMS).family == "sd1"
+
+
+def test_sharded_diffusers_component_is_read_from_its_index(sparse, tmp_path) -> None:
+    import json
+    import shutil
+
+    from hubctl.probe.header import read_header
+
+    src = sparse.get("sd1-diffusers")
+    dst = tmp_path / "pipe"
+    shutil.copytree(src, dst)
+    (dst / "unet" / "diffusion_pytorch_model.safetensors").unlink()
+    h = read_header(src / "unet" / "diffusion_pytorch_model.safetensors")
+    names = list(h.tensors)
+    half = len(names) // 2
+    wm = {}
+    for i, part in enumerate((names[:half], names[half:])):
+        fn = f"diffusion_pytorch_model-0000{i + 1}-of-00002.safetensors"
+        write_safetensors(dst / "unet" / fn, {k: (h.tensors[k].dtype, h.tensors[k].shape) for k in part})
+        wm.update({k: fn for k in part})
+    (dst / "unet" / "diffusion_pytorch_model.safetensors.index.json").write_text(json.dumps({"weight_map": wm}))
+    p = probe(dst, families=FAMS)
+    assert (p.kind, p.family, p.format) == ("checkpoint", "sd1", "diffusers-folder")
+    assert p.parameters == probe(src, families=FAMS).parameters
+
+
+def test_truncated_component_in_a_folder_names_the_file(sparse, tmp_path) -> None:
+    import shutil
+
+    from hubctl.errors import IncompleteFile
+
+    dst = tmp_path / "pipe"
+    shutil.copytree(sparse.get("sd1-diffusers"), dst)
+    f = dst / "vae" / "diffusion_pytorch_model.safetensors"
+    with open(f, "r+b") as fh:
+        fh.truncate(f.stat().st_size - 1000)
+    with pytest.raises(IncompleteFile, match=r"vae/diffusion_pytorch_model.safetensors: incomplete download"):
+        probe(dst, families=FAMS)

@@ -65,7 +65,10 @@ def _route(mod: str) -> tuple[str, str, bool, int | None, int]:
             return comp, mod[len(prefix):], True, (1 if te_count == 1 else None), (2 if te_count == 2 else 0)
     if mod.startswith("base_model.model."):
         mod = mod[len("base_model.model."):]
-    mod = mod.replace(".processor.", ".").replace("to_out_lora", "to_out.0").replace("_lora", "")
+    if ".processor." in mod:  # legacy attention processors: ...attn2.processor.to_out_lora.down.weight
+        mod = mod.replace(".processor.", ".")
+        if mod.endswith(".to_out"):
+            mod += ".0"
     head, _, tail = mod.partition(".")
     if head in ("unet", "text_encoder", "text_encoder_2", "transformer") and tail:
         comp = "unet" if head == "transformer" else head
@@ -134,7 +137,7 @@ def parse_lora(shapes: Mapping[str, Sequence[int]], metadata: Mapping[str, str],
             kohya += 1
         elif mod.startswith(("unet.", "text_encoder")):
             peft_prefixed += 1
-        if "_lora" in mod or ".processor." in mod:
+        if ".processor." in mod or (mod + ".lora.down.weight") in shapes or (mod + ".lora_linear_layer.down.weight") in shapes:
             legacy += 1
         if "alpha" in parts and scalars and (mod + ".alpha") in scalars:
             alphas.append(scalars[mod + ".alpha"])
