@@ -35,7 +35,8 @@ from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode
 
 from tests.servers.gitrepo import GitRepo, TreeEntry
-from tests.servers.range_server import BaseHandler, Entry, Faults, RangeServer, Stats, _Served
+from tests.servers.http_base import BaseHandler, Entry, Faults, Served, Stats
+from tests.servers.range_server import RangeServer
 
 __all__ = ["HubServer", "BlobInfo", "hub_date"]
 
@@ -286,7 +287,7 @@ def _truthy(values: list[str] | None) -> bool:
     return bool(values) and values[-1].lower() in ("1", "true", "yes")  # type: ignore[index]
 
 
-class HubServer(_Served):
+class HubServer(Served):
     """Serve real git repositories the way the Hugging Face Hub does (see the module docstring).
 
     Files whose name ends in one of `lfs_suffixes`, or whose size is >= `lfs_threshold`, are "LFS": resolve
