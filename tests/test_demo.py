@@ -15,6 +15,18 @@ from hubctl.demo import DemoHub
 PROMPT = "a photo of a cat"
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """One intra-op thread per test process: under `pytest -n 2` on two cores, two threads per worker
+    oversubscribe the CPU and a 2-step tiny generation goes from ~0.3 s to ~10 s of spinning."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _header(path: Path) -> dict:
     raw = path.read_bytes()
     (n,) = struct.unpack("<Q", raw[:8])

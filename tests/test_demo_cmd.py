@@ -83,3 +83,22 @@ def test_demo_refuses_an_out_folder_it_did_not_make(cli, tmp_path: Path) -> None
     assert r.exit_code == 2
     assert "not made by hubctl demo; choose another --out" in r.stderr
     assert "Traceback" not in r.output
+
+
+def test_a_step_whose_command_crashes_fails_without_stopping_the_walk(
+    cli, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A command with a bug, made on purpose: `search` raising NameError. The walk records the failure,
+    # prints the traceback on stderr (it is a bug, not an answer) and goes on.
+    import hubctl.cli.registry_cmd as registry_cmd
+    from hubctl.cli.demo_cmd import Step, run_step
+
+    def broken(*a, **k):
+        raise NameError("name 'SQLModel' is not defined")
+
+    monkeypatch.setattr(registry_cmd, "_open", broken)
+    r = run_step(Step("Search", "", ["search", "demo"]), {"search"}, as_json=False)
+    assert r.status == "failed"
+    assert r.note == "crashed: NameError: name 'SQLModel' is not defined"
+    captured = capsys.readouterr()
+    assert "Traceback" in captured.err and "failed: crashed: NameError" in captured.out

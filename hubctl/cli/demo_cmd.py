@@ -154,7 +154,16 @@ def _invoke(args: list[str], capture: bool) -> tuple[int, str]:
             code = e.exit_code
         except click.exceptions.Abort:
             code = 1
+        except Exception as e:  # a bug in the step's command: report it, keep walking, exit 1 at the end
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
+            raise _StepCrashed(f"crashed: {type(e).__name__}: {e}") from None
     return code, buf.getvalue()
+
+
+class _StepCrashed(Exception):
+    """A step's command raised an unexpected exception (a bug, not an answer)."""
 
 
 def _available(step: Step, commands: set[str]) -> Optional[str]:
@@ -198,6 +207,11 @@ def run_step(step: Step, commands: set[str], as_json: bool) -> StepResult:
             step.cwd.mkdir(parents=True, exist_ok=True)
             os.chdir(step.cwd)
         code, captured = _invoke(step.args + (["--json"] if as_json else []), capture=as_json)
+    except _StepCrashed as e:
+        result.status, result.note = "failed", str(e)
+        if not as_json:
+            out().print(f"[bold red]failed:[/bold red] {e}")
+        return result
     finally:
         os.chdir(old)
     result.exit_code = code

@@ -11,7 +11,8 @@ from pathlib import Path
 
 def test_hubctl_demo_builds_registers_and_walks_to_an_image(tmp_path: Path, hubctl_home: Path) -> None:
     out = tmp_path / "demo"
-    env = dict(os.environ, HF_HUB_OFFLINE="1", NO_COLOR="1", COLUMNS="120")
+    # one torch thread: the suite runs two workers on two cores (oversubscribed threads spin for minutes)
+    env = dict(os.environ, HF_HUB_OFFLINE="1", NO_COLOR="1", COLUMNS="120", OMP_NUM_THREADS="1")
     proc = subprocess.run(
         [sys.executable, "-m", "hubctl", "demo", "--out", str(out)],
         capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path,
