@@ -207,3 +207,13 @@ def test_a_corrupt_or_foreign_index_file_is_rebuilt(hubctl_home: Path) -> None:
     con.close()
     stamp = built_at(db)
     assert open_index().get("stable-diffusion") is not None and built_at(db) != stamp
+
+
+def test_concurrent_first_opens_all_get_a_whole_index(hubctl_home: Path) -> None:
+    code = "from hubctl.index import open_index; idx = open_index(); print(len(idx), idx.get('stable-diffusion').name)"
+    env = {**os.environ, "HUBCTL_HOME": str(hubctl_home)}
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outs
+    assert len({o[0] for o in outs}) == 1 and outs[0][0].split()[1] == "stable-diffusion"
+    assert [p.name for p in hubctl_home.iterdir() if p.name.endswith(".tmp")] == []
