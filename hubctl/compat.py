@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -23,7 +23,7 @@ from hubctl.probe.types import LoraModule, Probe
 if TYPE_CHECKING:
     from hubctl.families import FamilyTable
 
-__all__ = ["Problem", "Verdict", "Declared", "check_set", "check_paths", "gather_and_check", "base_modules_for"]
+__all__ = ["Problem", "Verdict", "Declared", "check_set", "check_paths", "gather_and_check", "base_modules_for", "default_label"]
 
 _ADAPTER_KINDS = ("lora", "embedding", "controlnet", "vae")
 
@@ -224,6 +224,168 @@ def default_label(path: str) -> str:
     return p.name or path
 
 
+@dataclass
+class _Ctx:
+    """What every adapter is checked against: the base, its family, its module shapes; and the findings."""
+
+    families: "FamilyTable"
+    b_label: str
+    b_decl: Declared | None
+    b_fam: str | None
+    b_words: Probe
+    mods: ModuleMap
+    mods_source: str
+    b_pred: str | None
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def refuse(self, who: str, reason: str) -> None:
+        self.problems.append(Problem(who, reason))
+
+    def is_a(self, fam: str | None, kw: str) -> str:
+        """'an SD1 LoRA' / 'a LoRA' (family unknown)."""
+        words = f"{fam_name(fam)} {kw}" if fam else kw
+        return f"{_article(words)} {words}"
+
+
+def _declared_level(c: _Ctx, a_label: str, a_decl: Declared | None) -> str | None:
+    """Families and ``requires`` from manifests; None when neither side is a package."""
+    if not (a_decl or c.b_decl):
+        return None
+    if not a_decl:
+        return "not declared (not a package)"
+    ok = True
+    b_decl_fam = c.b_decl.family if c.b_decl else c.b_fam
+    if b_decl_fam and a_decl.family != b_decl_fam:
+        ok = False
+        c.refuse(a_label, f"{a_label} is declared for {fam_name(a_decl.family)}; {c.b_label} is {fam_name(b_decl_fam)}")
+    if c.b_decl:
+        from packaging.requirements import InvalidRequirement, Requirement
+        from packaging.utils import canonicalize_name
+        from packaging.version import InvalidVersion, Version
+
+        for req in a_decl.requires:
+            try:
+                r = Requirement(req)
+            except InvalidRequirement:
+                continue
+            if canonicalize_name(r.name) != canonicalize_name(c.b_decl.name):
+                continue
+            try:
+                fits = r.specifier.contains(Version(c.b_decl.version), prereleases=True)
+            except InvalidVersion:
+                fits = False
+            if not fits:
+                ok = False
+                c.refuse(a_label, f"{a_label} requires {req}; the base is {c.b_label}")
+    return "ok" if ok else "refused"
+
+
+def _lora_level(c: _Ctx, ad: Probe, a_label: str, a_fam: str | None) -> str:
+    kw = "LoRA"
+    if not ad.lora_modules:
+        if a_fam and c.b_fam and a_fam != c.b_fam:
+            c.refuse(a_label, f"{a_label} is {c.is_a(a_fam, kw)}; {c.b_label} is {fam_name(c.b_fam)}")
+        return "not checked (adapter header not available)"
+    if not c.mods:
+        c.warnings.append(f"{a_label}: structural check skipped: no header or shape table for {c.b_label}")
+        return "not checked (no header or shape table for the base)"
+    r = _check_lora(ad, c.mods)
+    what = "te" if all(m.component != "unet" for m in ad.lora_modules) else "unet"
+    if r.mismatch or (r.absent and r.absent + r.unchecked == r.total):
+        n_bad = r.mismatch or r.absent
+        reason = (f"{a_label} is {c.is_a(a_fam, kw)} ({_width_phrase(ad, c.families, what)}); "
+                  f"{c.b_label} is {fam_name(c.b_fam)} ({_short_width(c.b_words, c.families, what)}): "
+                  f"{n_bad} of {r.total} {kw} modules cannot apply")
+        if r.mismatch and r.absent:
+            reason += f", {r.absent} more are not in the base"
+        detail = r.first_mismatch or (f"e.g. {r.first_absent} is not in the base" if r.first_absent else "")
+        c.refuse(a_label, reason + (f" ({detail})" if detail else ""))
+    elif r.absent:
+        c.warnings.append(f"{a_label}: partial application: {r.absent} of {r.total} {kw} modules are not in {c.b_label} "
+                          f"(e.g. {r.first_absent}); the rest apply")
+    if r.unchecked:
+        c.warnings.append(f"{a_label}: {r.unchecked} {kw} modules for {', '.join(sorted(r.unchecked_components))} not checked: "
+                          f"{c.b_label} has no such component in this file")
+    return f"{r.total - r.mismatch - r.absent - r.unchecked} of {r.total} modules fit ({c.mods_source})"
+
+
+def _embedding_level(c: _Ctx, ad: Probe, a_label: str, a_fam: str | None, a_decl: Declared | None) -> str:
+    emb_w = list(ad.signature.get("embedding_widths") or ([ad.width] if ad.width else []))
+    te_w = _te_widths(c.mods) if c.mods else []
+    fam = c.families.get(c.b_fam) if c.b_fam else None
+    if not te_w and fam:
+        te_w = list(fam.text_encoder_widths)
+    for t in (ad.tokens or (a_decl.tokens if a_decl else ())):
+        if t in c.tokens:
+            c.warnings.append(f"token clash: '{t}' is defined by both {c.tokens[t]} and {a_label}; only one can be loaded under that token")
+        else:
+            c.tokens[t] = a_label
+    if emb_w and te_w:
+        if emb_w != te_w:
+            c.refuse(a_label, f"{a_label} is {c.is_a(a_fam, 'embedding')} (width {' + '.join(map(str, emb_w))}); "
+                              f"{c.b_label} is {fam_name(c.b_fam)} (text encoder {' + '.join(map(str, te_w))}): its vectors cannot be loaded")
+            return "width differs"
+        return "width fits"
+    if a_fam and c.b_fam and a_fam != c.b_fam:
+        c.refuse(a_label, f"{a_label} is {c.is_a(a_fam, 'embedding')}; {c.b_label} is {fam_name(c.b_fam)}")
+    return "not checked (widths unknown)"
+
+
+def _controlnet_level(c: _Ctx, ad: Probe, a_label: str, a_fam: str | None) -> str:
+    kw = "ControlNet"
+    cn = ad.modules.get("controlnet", {}) if ad.modules else {}
+    unet = c.mods.get("unet", {})
+    if not (cn and unet):
+        if a_fam and c.b_fam and a_fam != c.b_fam:
+            c.refuse(a_label, f"{a_label} is {c.is_a(a_fam, kw)}; {c.b_label} is {fam_name(c.b_fam)}")
+        return "not checked (no UNet shapes)"
+    # a ControlNet copies the UNet's encoder: those modules must have the base's shapes
+    shared = [k for k in cn if k in unet or k.startswith(("down_blocks.", "mid_block.", "conv_in", "time_embedding"))]
+    bad = [k for k in shared if k in unet and unet[k] != cn[k]]
+    absent = [k for k in shared if k not in unet]
+    if bad or (absent and len(absent) == len(shared)):
+        example = f" (e.g. {bad[0]}: {list(cn[bad[0]])} vs {list(unet[bad[0]])})" if bad else ""
+        c.refuse(a_label, f"{a_label} is {c.is_a(a_fam, kw)} ({_width_phrase(ad, c.families, 'unet')}); "
+                          f"{c.b_label} is {fam_name(c.b_fam)} ({_short_width(c.b_words, c.families, 'unet')}): "
+                          f"{len(bad) or len(absent)} of {len(shared)} UNet modules differ{example}")
+    elif absent:
+        c.warnings.append(f"{a_label}: {len(absent)} of {len(shared)} ControlNet modules have no counterpart in {c.b_label}")
+    return f"{len(shared) - len(bad) - len(absent)} of {len(shared)} UNet modules fit ({c.mods_source})"
+
+
+def _vae_level(c: _Ctx, ad: Probe, a_label: str) -> str:
+    cands = ad.family_candidates
+    if c.b_fam and cands and c.b_fam not in cands:
+        c.refuse(a_label, f"{a_label} is a VAE for {', '.join(map(fam_name, cands))}; {c.b_label} is {fam_name(c.b_fam)}")
+        return "latent channels differ"
+    return "latent channels fit"
+
+
+def _base_context(base: Probe, b_label: str, b_decl: Declared | None, families: "FamilyTable",
+                  tables: Mapping[str, ModuleMap] | None) -> _Ctx:
+    # a package that is not on disk has no header: its declared family stands for it
+    b_fam = (b_decl.family if b_decl and not base.modules else None) or base.family
+    words = base if base.family == b_fam else replace(base, family=b_fam)
+    mods, source = base_modules_for(words, tables)
+    b_pred = base.prediction
+    if b_decl and b_decl.prediction and b_pred in (None, "unknown"):
+        b_pred = b_decl.prediction
+    c = _Ctx(families, b_label, b_decl, b_fam, words, mods, source, b_pred)
+    if base.format == "pickle" and not base.modules:
+        c.refuse(b_label, f"{b_label} is a pickled file and was not read; convert it first (hubctl convert) or inspect it with --allow-pickle")
+    elif base.kind not in ("checkpoint", "unknown") or (base.kind == "unknown" and not base.family):
+        kw = _KIND_WORD.get(base.kind, base.kind)
+        c.refuse(b_label, f"{b_label} is {_article(kw)} {kw}, not a base checkpoint")
+    if b_decl and base.family and b_decl.family != base.family and base.modules:
+        c.warnings.append(f"{b_label} is declared {fam_name(b_decl.family)} but its shapes say {fam_name(base.family)}; the shapes are used")
+    if b_pred in (None, "unknown") and base.kind == "checkpoint":
+        c.warnings.append(f"{b_label}: prediction type unknown (epsilon or v-prediction cannot be told from shapes); "
+                          "set the scheduler's prediction_type yourself or use a package that declares it")
+    return c
+
+
 def check_set(
     base: Probe,
     adapters: Sequence[Probe],
@@ -233,161 +395,41 @@ def check_set(
     declared: Sequence[Declared | None] | None = None,
     tables: Mapping[str, ModuleMap] | None = None,
 ) -> Verdict:
-    """Is ``adapters`` + ``base`` a compatible set? ``labels`` / ``declared`` run parallel to [base, *adapters]."""
+    """Is ``adapters`` + ``base`` a compatible set? ``labels`` / ``declared`` run parallel to [base, *adapters];
+    ``tables`` overrides the shipped shape tables (family id -> module map) for a base without a header."""
     labels = list(labels) if labels else [default_label(p.path) for p in [base, *adapters]]
     decl = list(declared) if declared else [None] * (1 + len(adapters))
-    b_label, b_decl = labels[0], decl[0]
-    problems: list[Problem] = []
-    warnings: list[str] = []
+    c = _base_context(base, labels[0], decl[0], families, tables)
     checked: list[dict[str, Any]] = []
-
-    if base.format == "pickle" and not base.modules:
-        problems.append(Problem(b_label, f"{b_label} is a pickled file and was not read; convert it first (hubctl convert) or inspect it with --allow-pickle"))
-    elif base.kind not in ("checkpoint", "unknown") or (base.kind == "unknown" and not base.family):
-        problems.append(Problem(b_label, f"{b_label} is {_article(_KIND_WORD.get(base.kind, base.kind))} {_KIND_WORD.get(base.kind, base.kind)}, not a base checkpoint"))
-    b_fam = (b_decl.family if b_decl and not base.modules else None) or base.family
-    if b_decl and base.family and b_decl.family != base.family and base.modules:
-        warnings.append(f"{b_label} is declared {fam_name(b_decl.family)} but its shapes say {fam_name(base.family)}; the shapes are used")
-    mods, mods_source = base_modules_for(Probe(**{**base.__dict__, "family": b_fam}) if b_fam != base.family else base, tables)
-    b_pred = base.prediction
-    if b_decl and b_decl.prediction and (not b_pred or b_pred == "unknown"):
-        b_pred = b_decl.prediction
-    if b_pred in (None, "unknown") and base.kind == "checkpoint":
-        warnings.append(f"{b_label}: prediction type unknown (epsilon or v-prediction cannot be told from shapes); "
-                        "set the scheduler's prediction_type yourself or use a package that declares it")
-    b_probe_for_words = base if base.family == b_fam else Probe(**{**base.__dict__, "family": b_fam})
-
-    tokens: dict[str, str] = {}
-    for i, ad in enumerate(adapters, start=1):
-        a_label, a_decl = labels[i], decl[i]
+    for ad, a_label, a_decl in zip(adapters, labels[1:], decl[1:]):
         kind = ad.kind if ad.kind != "unknown" or not a_decl else a_decl.kind
         a_fam = ad.family or (a_decl.family if a_decl else None)
-        kw = _KIND_WORD.get(kind, kind)
+        before = len(c.problems)
         levels: dict[str, str] = {}
-        before = len(problems)
-        # -- declared level
-        if a_decl or b_decl:
-            dec_ok = True
-            if a_decl and b_decl and a_decl.family != b_decl.family:
-                dec_ok = False
-                problems.append(Problem(a_label, f"{a_label} is declared for {fam_name(a_decl.family)}; {b_label} is {fam_name(b_decl.family)}"))
-            if a_decl and b_decl:
-                from packaging.requirements import InvalidRequirement, Requirement
-                from packaging.utils import canonicalize_name
-                from packaging.version import InvalidVersion, Version
-
-                for req in a_decl.requires:
-                    try:
-                        r = Requirement(req)
-                    except InvalidRequirement:
-                        continue
-                    if canonicalize_name(r.name) != canonicalize_name(b_decl.name):
-                        continue
-                    try:
-                        ok = r.specifier.contains(Version(b_decl.version), prereleases=True)
-                    except InvalidVersion:
-                        ok = False
-                    if not ok:
-                        dec_ok = False
-                        problems.append(Problem(a_label, f"{a_label} requires {req}; the base is {b_label}"))
-            if a_decl and not b_decl and b_fam and a_decl.family != b_fam:
-                dec_ok = False
-                problems.append(Problem(a_label, f"{a_label} is declared for {fam_name(a_decl.family)}; {b_label} is {fam_name(b_fam)}"))
-            levels["declared"] = ("ok" if dec_ok else "refused") if a_decl else "not declared (not a package)"
-        if ad.format == "pickle" and not ad.lora_modules and ad.kind == "unknown":
-            problems.append(Problem(a_label, f"{a_label} is a pickled file and was not read; convert it first (hubctl convert) to check it"))
+        dl = _declared_level(c, a_label, a_decl)
+        if dl:
+            levels["declared"] = dl
+        if ad.format == "pickle" and ad.kind == "unknown":
+            c.refuse(a_label, f"{a_label} is a pickled file and was not read; convert it first (hubctl convert) to check it")
             levels["structural"] = "not checked"
-            checked.append({"artefact": a_label, "kind": "unknown", "family": a_fam, "levels": levels})
-            continue
-        # -- structural level
-        if kind == "checkpoint":
-            problems.append(Problem(a_label, f"{a_label} is a base checkpoint, not an adapter"))
+        elif kind == "checkpoint":
+            c.refuse(a_label, f"{a_label} is a base checkpoint, not an adapter")
         elif kind == "lora":
-            if not ad.lora_modules:
-                if a_fam and b_fam and a_fam != b_fam:
-                    problems.append(Problem(a_label, f"{a_label} is {_article(fam_name(a_fam))} {fam_name(a_fam)} {kw}; {b_label} is {fam_name(b_fam)}"))
-                levels["structural"] = "not checked (adapter header not available)"
-            elif not mods:
-                levels["structural"] = "not checked (no header or shape table for the base)"
-                warnings.append(f"{a_label}: structural check skipped: no header or shape table for {b_label}")
-            else:
-                r = _check_lora(ad, mods)
-                bad = r.mismatch
-                te_only = all(m.component != "unet" for m in ad.lora_modules)
-                what = "te" if te_only else "unet"
-                if bad or (r.absent and r.absent + r.unchecked == r.total):
-                    n_bad = bad + (r.absent if not bad else 0)
-                    fam_words = f"{fam_name(a_fam)} " if a_fam else ""
-                    reason = (f"{a_label} is {_article(fam_words or kw)} {fam_words}{kw} ({_width_phrase(ad, families, what)}); "
-                              f"{b_label} is {fam_name(b_fam)} ({_short_width(b_probe_for_words, families, what)}): "
-                              f"{n_bad} of {r.total} {kw} modules cannot apply")
-                    detail = r.first_mismatch or (f"e.g. {r.first_absent} is not in the base" if r.first_absent else "")
-                    if bad and r.absent:
-                        reason += f", {r.absent} more are not in the base"
-                    problems.append(Problem(a_label, reason + (f" ({detail})" if detail else "")))
-                elif r.absent:
-                    warnings.append(f"{a_label}: partial application: {r.absent} of {r.total} {kw} modules are not in {b_label} "
-                                    f"(e.g. {r.first_absent}); the rest apply")
-                if r.unchecked:
-                    warnings.append(f"{a_label}: {r.unchecked} {kw} modules for {', '.join(sorted(r.unchecked_components))} not checked: "
-                                    f"{b_label} has no such component in this file")
-                levels["structural"] = (f"{r.total - r.mismatch - r.absent - r.unchecked} of {r.total} modules fit"
-                                        f" ({mods_source})")
+            levels["structural"] = _lora_level(c, ad, a_label, a_fam)
         elif kind == "embedding":
-            emb_w = list(ad.signature.get("embedding_widths") or ([ad.width] if ad.width else []))
-            te_w = _te_widths(mods) if mods else []
-            if not te_w and b_fam and families.get(b_fam):
-                te_w = list(families.get(b_fam).text_encoder_widths)  # type: ignore[union-attr]
-            if emb_w and te_w:
-                if emb_w != te_w:
-                    fam_words = f"{fam_name(a_fam)} " if a_fam else ""
-                    problems.append(Problem(a_label, f"{a_label} is {_article(fam_words or 'e')} {fam_words}embedding (width {' + '.join(map(str, emb_w))}); "
-                                                     f"{b_label} is {fam_name(b_fam)} (text encoder {' + '.join(map(str, te_w))}): its vectors cannot be loaded"))
-                levels["structural"] = "width fits" if emb_w == te_w else "width differs"
-            elif a_fam and b_fam and a_fam != b_fam:
-                problems.append(Problem(a_label, f"{a_label} is {_article(fam_name(a_fam))} {fam_name(a_fam)} embedding; {b_label} is {fam_name(b_fam)}"))
-                levels["structural"] = "not checked (widths unknown)"
-            else:
-                levels["structural"] = "not checked (widths unknown)"
-            for t in (ad.tokens or (a_decl.tokens if a_decl else ())):
-                if t in tokens:
-                    warnings.append(f"token clash: '{t}' is defined by both {tokens[t]} and {a_label}; only one can be loaded under that token")
-                else:
-                    tokens[t] = a_label
+            levels["structural"] = _embedding_level(c, ad, a_label, a_fam, a_decl)
         elif kind == "controlnet":
-            cn = ad.modules.get("controlnet", {}) if ad.modules else {}
-            unet = mods.get("unet", {})
-            if cn and unet:
-                shared = [k for k in cn if k in unet or k.startswith(("down_blocks.", "mid_block.", "conv_in", "time_embedding"))]
-                bad = [k for k in shared if k in unet and unet[k] != cn[k]]
-                absent = [k for k in shared if k not in unet]
-                if bad or (absent and len(absent) == len(shared)):
-                    fam_words = f"{fam_name(a_fam)} " if a_fam else ""
-                    problems.append(Problem(a_label, f"{a_label} is {_article(fam_words or kw)} {fam_words}{kw} ({_width_phrase(ad, families, 'unet')}); "
-                                                     f"{b_label} is {fam_name(b_fam)} ({_short_width(b_probe_for_words, families, 'unet')}): "
-                                                     f"{len(bad) + (len(absent) if not bad else 0)} of {len(shared)} UNet modules differ"
-                                                     + (f" (e.g. {bad[0]}: {list(cn[bad[0]])} vs {list(unet[bad[0]])})" if bad else "")))
-                elif absent:
-                    warnings.append(f"{a_label}: {len(absent)} of {len(shared)} ControlNet modules have no counterpart in {b_label}")
-                levels["structural"] = f"{len(shared) - len(bad) - len(absent)} of {len(shared)} UNet modules fit ({mods_source})"
-            else:
-                if a_fam and b_fam and a_fam != b_fam:
-                    problems.append(Problem(a_label, f"{a_label} is {_article(fam_name(a_fam))} {fam_name(a_fam)} {kw}; {b_label} is {fam_name(b_fam)}"))
-                levels["structural"] = "not checked (no UNet shapes)"
+            levels["structural"] = _controlnet_level(c, ad, a_label, a_fam)
         elif kind == "vae":
-            cands = ad.family_candidates
-            if b_fam and cands and b_fam not in cands:
-                problems.append(Problem(a_label, f"{a_label} is a VAE for {', '.join(map(fam_name, cands))}; {b_label} is {fam_name(b_fam)}"))
-            levels["structural"] = "latent channels fit" if not cands or b_fam in cands else "latent channels differ"
+            levels["structural"] = _vae_level(c, ad, a_label)
         else:
-            problems.append(Problem(a_label, f"{a_label}: cannot tell what this file is, so it cannot be checked"))
-        # prediction hints
-        if ad.prediction == "v_prediction" and b_pred == "epsilon" and kind in _ADAPTER_KINDS:
-            warnings.append(f"{a_label} was trained for v-prediction; {b_label} predicts epsilon")
-        if len(problems) == before and a_fam and b_fam and a_fam != b_fam and kind in _ADAPTER_KINDS and kind != "vae":
-            warnings.append(f"{a_label} looks like {fam_name(a_fam)} but its shapes fit {b_label} ({fam_name(b_fam)})")
+            c.refuse(a_label, f"{a_label}: cannot tell what this file is, so it cannot be checked")
+        if ad.prediction == "v_prediction" and c.b_pred == "epsilon" and kind in _ADAPTER_KINDS:
+            c.warnings.append(f"{a_label} was trained for v-prediction; {c.b_label} predicts epsilon")
+        if len(c.problems) == before and a_fam and c.b_fam and a_fam != c.b_fam and kind in ("lora", "embedding", "controlnet"):
+            c.warnings.append(f"{a_label} looks like {fam_name(a_fam)} but its shapes fit {c.b_label} ({fam_name(c.b_fam)})")
         checked.append({"artefact": a_label, "kind": kind, "family": a_fam, "levels": levels})
-    return Verdict(compatible=not problems, problems=problems, warnings=warnings, checked=checked)
+    return Verdict(compatible=not c.problems, problems=c.problems, warnings=c.warnings, checked=checked)
 
 
 # --------------------------------------------------------------------------------------------- edges (I/O)
@@ -414,111 +456,8 @@ def check_paths(base: Artefact, adapters: Sequence[Artefact], *, families: "Fami
     return check_set(one(base), [one(a) for a in adapters], families=fams, labels=labels, declared=declared)
 
 
-def _synthetic(label: str, d: Declared) -> Probe:
-    return Probe(path=label, format="manifest", kind=d.kind, family=d.family, prediction=d.prediction or "unknown",
-                 variant=None, layout=None, tokens=d.tokens)
-
-
-def _is_location(arg: str) -> bool:
-    return arg.startswith(("https://", "http://", "hf://", "file://")) or Path(arg).expanduser().exists() or "/" in arg or arg.endswith(
-        (".safetensors", ".ckpt", ".pt", ".bin", ".pth"))
-
-
-def _url_label(arg: str) -> str:
-    tail = arg.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
-    return tail or arg
-
-
-def resolve_argument(arg: str, families: "FamilyTable", *, role: str, warnings: list[str],
-                     offline: bool = False) -> tuple[Probe, str, Declared | None]:
-    """(probe, label, declared) for a CLI argument: a path, a URL, or a package name with optional specifier."""
-    from hubctl.errors import BadInput, HubctlError, SourceError
-    from hubctl.probe import probe, probe_files
-
-    if _is_location(arg):
-        if not arg.startswith(("https://", "http://", "hf://", "file://")) and not Path(arg).expanduser().exists():
-            raise BadInput("no such file or folder", context=arg)
-        p = probe(arg, families=families)
-        return p, _url_label(arg) if "://" in arg else default_label(arg), None
-    from packaging.requirements import InvalidRequirement, Requirement
-    from packaging.version import Version
-
-    try:
-        req = Requirement(arg)
-    except InvalidRequirement:
-        raise BadInput(f"'{arg}' is not a file, a URL or a package name") from None
-    from hubctl.index import open_index
-
-    idx = open_index()
-    try:
-        man = idx.get(req.name)
-    finally:
-        idx.close()
-    if man is None:
-        raise BadInput(f"'{req.name}' is not a file, a URL or a package in the index (try: hubctl search {req.name})")
-    installed = None
-    try:
-        from hubctl.installed import installed_package, installed_paths
-
-        inst = installed_package(man.name)
-        if inst is not None and req.specifier.contains(Version(inst.version), prereleases=True):
-            installed = (inst.version, installed_paths(man.name))
-    except HubctlError:
-        raise
-    except Exception:  # no state database yet
-        installed = None
-    explicit_pre = any(Version(s.version).is_prerelease for s in req.specifier if s.version[:1].isdigit() and "*" not in s.version)
-    versions = sorted(man.versions, key=lambda v: v.parsed, reverse=True)
-    if installed:
-        chosen = next(v for v in versions if v.parsed == Version(installed[0]))
-    else:
-        pool = [v for v in versions if not v.yanked and req.specifier.contains(v.parsed, prereleases=explicit_pre)]
-        if not pool:
-            raise BadInput(f"no version of {man.name} matches '{arg}' (versions: {', '.join(v.version for v in versions)})")
-        chosen = pool[0]
-    d = Declared(man.name, chosen.version, man.kind, chosen.family, tuple(chosen.requires), tuple(chosen.tokens), chosen.prediction)
-    label = d.label
-    if installed and installed[1]:
-        p = probe_files(installed[1], families=families, label=label)
-        return p, label, d
-    # not installed: files with a local source are read where they lie; otherwise a base is checked
-    # against its family's shape table and an adapter's header is read from its source (header only)
-    variant = next((v for v in chosen.variants if any(f.path.endswith(".safetensors") for f in v.files)), chosen.variants[0])
-    if all(f.source.startswith("file://") for f in variant.files):
-        from urllib.parse import unquote, urlsplit
-
-        local = {f.path: Path(unquote(urlsplit(f.source).path)) for f in variant.files}
-        if all(x.is_file() for x in local.values()):
-            return probe_files(local, families=families, label=label), label, d
-    if role == "base":
-        return _synthetic(label, d), label, d
-    files = [f for f in variant.files if f.path.endswith(".safetensors")]
-    if len(files) != 1:
-        warnings.append(f"{label}: structural check uses the declared family only (not installed; {len(files)} safetensors files)")
-        return _synthetic(label, d), label, d
-    src = files[0].source
-    if offline and not src.startswith("file://"):
-        warnings.append(f"{label}: not installed and --offline: structural check uses the declared family only")
-        return _synthetic(label, d), label, d
-    try:
-        p = probe(src, families=families)
-    except (SourceError, BadInput) as e:
-        warnings.append(f"{label}: header not readable from its source, structural check skipped ({e})")
-        return _synthetic(label, d), label, d
-    return Probe(**{**p.__dict__, "path": label}), label, d
-
-
 def gather_and_check(base: str, adapters: Sequence[str], *, offline: bool = False) -> Verdict:
-    """CLI edge: each argument a path, a URL or a package name (with an optional version specifier)."""
-    from hubctl.probe import default_family_table
+    """CLI edge: each argument a path, a URL or a package name (see hubctl.compat_args)."""
+    from hubctl.compat_args import gather_and_check as run
 
-    fams = default_family_table()
-    warnings: list[str] = []
-    probes, labels, decl = [], [], []
-    for role, arg in [("base", base), *(("adapter", a) for a in adapters)]:
-        p, label, d = resolve_argument(arg, fams, role=role, warnings=warnings, offline=offline)
-        probes.append(p)
-        labels.append(label)
-        decl.append(d)
-    v = check_set(probes[0], probes[1:], families=fams, labels=labels, declared=decl)
-    return Verdict(v.compatible, v.problems, warnings + v.warnings, v.checked)
+    return run(base, adapters, offline=offline)

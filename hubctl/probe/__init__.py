@@ -14,6 +14,7 @@ the few bytes of LoRA alpha scalars in a local file).
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -131,7 +132,7 @@ def probe_files(files: "dict[str, Path]", *, families: "FamilyTable | None" = No
     weights = [k for k in files if k.endswith(".safetensors")]
     if len(weights) == 1 and "/" not in weights[0]:
         p = probe(files[weights[0]], families=fams)
-        return Probe(**{**p.__dict__, "path": label or weights[0]})
+        return replace(p, path=label or weights[0])
     fr = read_file_set(files)
     return classify(fr.tensors, fr.metadata, families=fams, path=label or "package", fmt="diffusers-folder",
                     size=fr.size, configs=fr.configs)
