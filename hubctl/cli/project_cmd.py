@@ -170,9 +170,7 @@ def lock(
         if json_:
             print_json(f.to_json())
         if not f.fresh:
-            if not json_:
-                _print_changes(f.changes, f"in {f.path.name}", f"for {project.path.name}")
-            raise Refused(stale_message(project, f))
+            raise Refused(stale_message(project, f))  # one line naming each artefact that differs
         if not json_:
             err().print(f"{_rel(f.path)} is up to date with {_rel(project.path)}")
         return
