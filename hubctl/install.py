@@ -83,6 +83,8 @@ def pin_file(ref: "FileRef") -> LockedFile:
 
         url = Path(sref.path or "").expanduser().resolve().as_uri()
         src = source_for(url)
+    elif sha is not None and size is None:
+        size = src.stat().size  # the sha256 is known: a HEAD for the size is enough
     if sha is None or size is None:
         res = _fetch_unknown(src, url, sha, size)
         if sha is not None and res.sha256 != sha:  # fetch() already refuses this; belt and braces

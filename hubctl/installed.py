@@ -11,12 +11,10 @@ from __future__ import annotations
 import json
 import threading
 import time
-import weakref
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from packaging.utils import canonicalize_name
-from sqlmodel import Field, SQLModel
 
 from hubctl.errors import redact
 from hubctl.lock import LockedFile, LockedPackage
@@ -34,61 +32,63 @@ __all__ = [
 ]
 
 
-class InstalledPackageRow(SQLModel, table=True):
-    """One installed package (its exact version and variant)."""
-
-    __tablename__ = "installed_packages"
-
-    name: str = Field(primary_key=True)
-    version: str
-    kind: str
-    family: str
-    variant: str
-    prediction: Optional[str] = None
-    layout: Optional[str] = None
-    dtype: Optional[str] = None
-    tokens: str = "[]"
-    trigger: str = "[]"
-    requires: str = "[]"
-    installed_at: float = 0.0
+_tables: dict[str, Any] = {}
+_tables_lock = threading.Lock()
 
 
-class InstalledFileRow(SQLModel, table=True):
-    """One file of an installed package: its path in the package and the blob (sha256) holding it."""
+def _table_classes() -> tuple[Any, Any]:
+    """(InstalledPackageRow, InstalledFileRow), defined on first use so that reads need no sqlmodel.
 
-    __tablename__ = "installed_files"
+    installed_packages: one row per installed package (its exact version and variant; tokens, trigger and
+    requires as JSON arrays). installed_files: one row per file (path in the package -> blob sha256)."""
+    with _tables_lock:
+        if not _tables:
+            from sqlmodel import Field, SQLModel
 
-    package: str = Field(primary_key=True)
-    path: str = Field(primary_key=True)
-    url: str
-    size: int
-    sha256: str = Field(index=True)
-    requested_revision: Optional[str] = None
+            class InstalledPackageRow(SQLModel, table=True):
+                __tablename__ = "installed_packages"
+
+                name: str = Field(primary_key=True)
+                version: str
+                kind: str
+                family: str
+                variant: str
+                prediction: Optional[str] = None
+                layout: Optional[str] = None
+                dtype: Optional[str] = None
+                tokens: str = "[]"
+                trigger: str = "[]"
+                requires: str = "[]"
+                installed_at: float = 0.0
+
+            class InstalledFileRow(SQLModel, table=True):
+                __tablename__ = "installed_files"
+
+                package: str = Field(primary_key=True)
+                path: str = Field(primary_key=True)
+                url: str
+                size: int
+                sha256: str = Field(index=True)
+                requested_revision: Optional[str] = None
+
+            _tables["pkg"], _tables["file"] = InstalledPackageRow, InstalledFileRow
+        return _tables["pkg"], _tables["file"]
 
 
-_ready: "weakref.WeakSet[Any]" = weakref.WeakSet()
-_ready_lock = threading.Lock()
+def __getattr__(name: str) -> Any:
+    if name == "InstalledPackageRow":
+        return _table_classes()[0]
+    if name == "InstalledFileRow":
+        return _table_classes()[1]
+    raise AttributeError(f"module 'hubctl.installed' has no attribute {name!r}")
 
 
 def _engine():  # type: ignore[no-untyped-def]
-    """The state engine, with this module's tables created once per engine (threads and processes may race
-    to create them: the loser's "already exists" is fine)."""
-    from sqlalchemy.exc import OperationalError
-
-    from hubctl.db import ensure_tables, state_engine
+    from hubctl.db import state_engine
+    from hubctl.store import ensure_state_tables
 
     eng = state_engine()
-    if eng not in _ready:
-        with _ready_lock:
-            if eng not in _ready:
-                for attempt in range(5):
-                    try:
-                        ensure_tables(eng, [InstalledPackageRow, InstalledFileRow])
-                        break
-                    except OperationalError as e:
-                        if "already exists" not in str(e) or attempt == 4:
-                            raise
-                _ready.add(eng)
+    ensure_state_tables(eng, list(_table_classes()))
     return eng
 
 
@@ -96,14 +96,15 @@ def record_installed(packages: Iterable[LockedPackage]) -> None:
     """Record ``packages`` as installed (replacing any installed version of the same names), atomically."""
     from sqlmodel import Session, delete
 
+    Pkg, File = _table_classes()
     now = time.time()
     with Session(_engine()) as s:
         for p in packages:
             name = canonicalize_name(p.name)
-            s.exec(delete(InstalledFileRow).where(InstalledFileRow.package == name))  # type: ignore[call-overload]
-            s.exec(delete(InstalledPackageRow).where(InstalledPackageRow.name == name))  # type: ignore[call-overload]
+            s.exec(delete(File).where(File.package == name))  # type: ignore[call-overload]
+            s.exec(delete(Pkg).where(Pkg.name == name))  # type: ignore[call-overload]
             s.add(
-                InstalledPackageRow(
+                Pkg(
                     name=name,
                     version=p.version,
                     kind=p.kind,
@@ -120,7 +121,7 @@ def record_installed(packages: Iterable[LockedPackage]) -> None:
             )
             for f in p.files:
                 s.add(
-                    InstalledFileRow(
+                    File(
                         package=name,
                         path=f.path,
                         url=redact(f.url),
@@ -132,50 +133,53 @@ def record_installed(packages: Iterable[LockedPackage]) -> None:
         s.commit()
 
 
-def _to_locked(row: InstalledPackageRow, files: list[InstalledFileRow]) -> LockedPackage:
+_PKG_COLS = "name, version, kind, family, variant, prediction, layout, dtype, tokens, trigger, requires"
+_FILE_COLS = "package, path, url, size, sha256, requested_revision"
+
+
+def _to_locked(row: tuple[Any, ...], files: list[tuple[Any, ...]]) -> LockedPackage:
+    name, version, kind, family, variant, prediction, layout, dtype, tokens, trigger, requires = row
     return LockedPackage(
-        name=row.name,
-        version=row.version,
-        kind=row.kind,
-        family=row.family,
-        variant=row.variant,
+        name=name,
+        version=version,
+        kind=kind,
+        family=family,
+        variant=variant,
         files=tuple(
-            LockedFile(path=f.path, url=f.url, size=f.size, sha256=f.sha256, requested_revision=f.requested_revision)
-            for f in sorted(files, key=lambda f: f.path)
+            LockedFile(path=f[1], url=f[2], size=int(f[3]), sha256=f[4], requested_revision=f[5])
+            for f in sorted(files, key=lambda f: f[1])
         ),
-        prediction=row.prediction,
-        layout=row.layout,
-        dtype=row.dtype,
-        tokens=tuple(json.loads(row.tokens or "[]")),
-        trigger=tuple(json.loads(row.trigger or "[]")),
-        requires=tuple(json.loads(row.requires or "[]")),
+        prediction=prediction,
+        layout=layout,
+        dtype=dtype,
+        tokens=tuple(json.loads(tokens or "[]")),
+        trigger=tuple(json.loads(trigger or "[]")),
+        requires=tuple(json.loads(requires or "[]")),
     )
 
 
 def installed_packages() -> list[LockedPackage]:
     """Every installed package, by name, as the lock's value type (files pinned by sha256)."""
-    from sqlmodel import Session, select
+    from hubctl.store import read_state
 
-    with Session(_engine()) as s:
-        rows = list(s.exec(select(InstalledPackageRow).order_by(InstalledPackageRow.name)))
-        files = list(s.exec(select(InstalledFileRow)))
-    by_pkg: dict[str, list[InstalledFileRow]] = {}
-    for f in files:
-        by_pkg.setdefault(f.package, []).append(f)
-    return [_to_locked(r, by_pkg.get(r.name, [])) for r in rows]
+    rows = read_state(f"SELECT {_PKG_COLS} FROM installed_packages ORDER BY name")
+    if not rows:
+        return []
+    by_pkg: dict[str, list[tuple[Any, ...]]] = {}
+    for f in read_state(f"SELECT {_FILE_COLS} FROM installed_files"):
+        by_pkg.setdefault(f[0], []).append(f)
+    return [_to_locked(r, by_pkg.get(r[0], [])) for r in rows]
 
 
 def installed_package(name: str) -> Optional[LockedPackage]:
     """The installed package ``name`` (PEP 503 normalised), or None."""
-    from sqlmodel import Session, select
+    from hubctl.store import read_state
 
     n = canonicalize_name(name)
-    with Session(_engine()) as s:
-        row = s.get(InstalledPackageRow, n)
-        if row is None:
-            return None
-        files = list(s.exec(select(InstalledFileRow).where(InstalledFileRow.package == n)))
-    return _to_locked(row, files)
+    rows = read_state(f"SELECT {_PKG_COLS} FROM installed_packages WHERE name = :n", {"n": n})
+    if not rows:
+        return None
+    return _to_locked(rows[0], read_state(f"SELECT {_FILE_COLS} FROM installed_files WHERE package = :n", {"n": n}))
 
 
 def installed_versions() -> dict[str, str]:
@@ -199,14 +203,15 @@ def remove_installed(names: Iterable[str]) -> list[str]:
     """Forget installed packages (their blobs stay until gc); returns the names that were installed."""
     from sqlmodel import Session, delete
 
+    Pkg, File = _table_classes()
     removed: list[str] = []
     with Session(_engine()) as s:
         for name in names:
             n = canonicalize_name(name)
-            if s.get(InstalledPackageRow, n) is None:
+            if s.get(Pkg, n) is None:
                 continue
-            s.exec(delete(InstalledFileRow).where(InstalledFileRow.package == n))  # type: ignore[call-overload]
-            s.exec(delete(InstalledPackageRow).where(InstalledPackageRow.name == n))  # type: ignore[call-overload]
+            s.exec(delete(File).where(File.package == n))  # type: ignore[call-overload]
+            s.exec(delete(Pkg).where(Pkg.name == n))  # type: ignore[call-overload]
             removed.append(n)
         s.commit()
     return removed
@@ -214,7 +219,6 @@ def remove_installed(names: Iterable[str]) -> list[str]:
 
 def referenced_blobs() -> set[str]:
     """Every sha256 an installed package references (what gc keeps)."""
-    from sqlalchemy import text
+    from hubctl.store import read_state
 
-    with _engine().connect() as c:
-        return {r[0] for r in c.execute(text("SELECT DISTINCT sha256 FROM installed_files"))}
+    return {r[0] for r in read_state("SELECT DISTINCT sha256 FROM installed_files")}

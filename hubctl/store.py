@@ -27,19 +27,18 @@ import stat as stat_mod
 import struct
 import threading
 import time
-import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional
-
-from sqlmodel import Field, SQLModel
 
 from hubctl.errors import HubctlError, SourceError
 from hubctl.fsutil import atomic_write_text, fsync_dir
 
 __all__ = [
     "BlobRecord",
+    "read_state",
+    "ensure_state_tables",
     "Store",
     "StoreError",
     "Part",
@@ -68,44 +67,105 @@ class HashMismatch(SourceError):
 
 # -------------------------------------------------------------------------------------------- table
 
-
-class BlobRecord(SQLModel, table=True):
-    """One blob in the store, with the stat it had when it was last hashed (the verification cache)."""
-
-    __tablename__ = "store_blobs"
-
-    sha256: str = Field(primary_key=True)
-    size: int
-    device: int
-    inode: int
-    mtime_ns: int
-    verified_at: float = 0.0
+_tables: dict[str, Any] = {}
+_tables_lock = threading.Lock()
 
 
-_ready: "weakref.WeakSet[Any]" = weakref.WeakSet()
+def _blob_table() -> Any:
+    """The ``store_blobs`` table: one row per blob with the stat it had when last hashed (the verification
+    cache). Defined on first use, so that reading the cache never imports sqlmodel/SQLAlchemy."""
+    with _tables_lock:
+        if "blobs" not in _tables:
+            from sqlmodel import Field, SQLModel
+
+            class BlobRecord(SQLModel, table=True):
+                __tablename__ = "store_blobs"
+
+                sha256: str = Field(primary_key=True)
+                size: int
+                device: int
+                inode: int
+                mtime_ns: int
+                verified_at: float = 0.0
+
+            _tables["blobs"] = BlobRecord
+        return _tables["blobs"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "BlobRecord":
+        return _blob_table()
+    raise AttributeError(f"module 'hubctl.store' has no attribute {name!r}")
+
+
 _ready_lock = threading.Lock()
 
 
-def _engine():  # type: ignore[no-untyped-def]
-    """The state engine, with this module's tables created once per engine (threads and processes may race
-    to create them: the loser's "already exists" is fine)."""
+def ensure_state_tables(engine: Any, tables: list[Any]) -> None:
+    """Create ``tables`` once per engine; threads and processes may race to create them, and the loser's
+    "already exists" is fine."""
     from sqlalchemy.exc import OperationalError
 
-    from hubctl.db import ensure_tables, state_engine
+    from hubctl.db import ensure_tables
+
+    key = (engine, tuple(t.__tablename__ for t in tables))
+    with _ready_lock:
+        done = getattr(engine, "_hubctl_tables", set())
+        if key[1] in done:
+            return
+        for attempt in range(5):
+            try:
+                ensure_tables(engine, tables)
+                break
+            except OperationalError as e:
+                if "already exists" not in str(e) or attempt == 4:
+                    raise
+        done.add(key[1])
+        engine._hubctl_tables = done
+
+
+def _engine():  # type: ignore[no-untyped-def]
+    from hubctl.db import state_engine
 
     eng = state_engine()
-    if eng not in _ready:
-        with _ready_lock:
-            if eng not in _ready:
-                for attempt in range(5):
-                    try:
-                        ensure_tables(eng, [BlobRecord])
-                        break
-                    except OperationalError as e:
-                        if "already exists" not in str(e) or attempt == 4:
-                            raise
-                _ready.add(eng)
+    ensure_state_tables(eng, [_blob_table()])
     return eng
+
+
+def read_state(sql: str, params: Optional[dict[str, Any]] = None) -> list[tuple[Any, ...]]:
+    """Rows of a read-only query on the state database. For the default SQLite file this goes through
+    the sqlite3 module (no SQLAlchemy import: ``hubctl verify`` stays fast); a missing database or table
+    reads as no rows. With ``HUBCTL_DATABASE_URL`` it goes through SQLAlchemy."""
+    params = params or {}
+    if os.environ.get("HUBCTL_DATABASE_URL"):
+        from sqlalchemy import text
+        from sqlalchemy.exc import OperationalError, ProgrammingError
+
+        from hubctl.db import state_engine
+
+        try:
+            with state_engine().connect() as c:
+                return [tuple(r) for r in c.execute(text(sql), params).fetchall()]
+        except (OperationalError, ProgrammingError) as e:
+            if "no such table" in str(e) or "does not exist" in str(e):
+                return []
+            raise
+    import sqlite3
+
+    from hubctl.config import state_db_path
+
+    path = state_db_path()
+    if not path.exists():
+        return []
+    con = sqlite3.connect(str(path), timeout=30)
+    try:
+        return con.execute(sql, params).fetchall()
+    except sqlite3.OperationalError as e:
+        if "no such table" in str(e):
+            return []
+        raise
+    finally:
+        con.close()
 
 
 # -------------------------------------------------------------------------------------------- hashing
@@ -719,17 +779,14 @@ class Store:
         from sqlmodel import Session
 
         st = os.stat(path or self.blob_path(sha256))
-        rec = BlobRecord(sha256=sha256, size=st.st_size, device=st.st_dev, inode=st.st_ino, mtime_ns=st.st_mtime_ns, verified_at=time.time())
+        rec = _blob_table()(sha256=sha256, size=st.st_size, device=st.st_dev, inode=st.st_ino, mtime_ns=st.st_mtime_ns, verified_at=time.time())
         with Session(_engine()) as s:
             s.merge(rec)
             s.commit()
 
     def records(self, shas: Optional[Iterable[str]] = None) -> dict[str, tuple[int, int, int, int]]:
         """sha256 -> (size, device, inode, mtime_ns) from the cache (one query)."""
-        from sqlalchemy import text
-
-        with _engine().connect() as c:
-            rows = c.execute(text("SELECT sha256, size, device, inode, mtime_ns FROM store_blobs")).fetchall()
+        rows = read_state("SELECT sha256, size, device, inode, mtime_ns FROM store_blobs")
         want = set(shas) if shas is not None else None
         return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows if want is None or r[0] in want}
 
