@@ -333,6 +333,13 @@ def _embedding_level(c: _Ctx, ad: Probe, a_label: str, a_fam: str | None, a_decl
     return "not checked (widths unknown)"
 
 
+def _mod_desc(shape: tuple[int, ...]) -> str:
+    """'Linear 768 -> 320' / '1x1 conv 320 -> 320' for a module shape (in, out[, kh, kw])."""
+    if len(shape) == 4:
+        return f"{shape[2]}x{shape[3]} conv {shape[0]} -> {shape[1]}"
+    return f"Linear {shape[0]} -> {shape[1]}"
+
+
 def _controlnet_level(c: _Ctx, ad: Probe, a_label: str, a_fam: str | None) -> str:
     kw = "ControlNet"
     cn = ad.modules.get("controlnet", {}) if ad.modules else {}
@@ -346,7 +353,8 @@ def _controlnet_level(c: _Ctx, ad: Probe, a_label: str, a_fam: str | None) -> st
     bad = [k for k in shared if k in unet and unet[k] != cn[k]]
     absent = [k for k in shared if k not in unet]
     if bad or (absent and len(absent) == len(shared)):
-        example = f" (e.g. {bad[0]}: {list(cn[bad[0]])} vs {list(unet[bad[0]])})" if bad else ""
+        ex = next((k for k in bad if k.endswith("attn2.to_k")), bad[0] if bad else None)
+        example = f" (e.g. {ex}: {_mod_desc(cn[ex])} in the ControlNet, {_mod_desc(unet[ex])} in the base)" if ex else ""
         c.refuse(a_label, f"{a_label} is {c.is_a(a_fam, kw)} ({_width_phrase(ad, c.families, 'unet')}); "
                           f"{c.b_label} is {fam_name(c.b_fam)} ({_short_width(c.b_words, c.families, 'unet')}): "
                           f"{len(bad) or len(absent)} of {len(shared)} UNet modules differ{example}")
