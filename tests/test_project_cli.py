@@ -49,7 +49,7 @@ def test_demo_walk_add_resolves_style_to_the_base_family(cli, project_dir):
     r = cli("add", "demo-sd>=2")  # replaces the base requirement; the style follows it to 2.0
     assert r.exit_code == 0, r.output
     assert _locked(project_dir) == {"demo-sd": ("2.0", "demo-sd2"), "demo-style": ("2.0", "demo-sd2")}
-    assert "demo-sd: 1.4 (demo-sd1) before, 2.0 (demo-sd2) now" in r.stderr
+    assert "~ demo-sd 1.4 (demo-sd1) -> 2.0 (demo-sd2)" in r.stderr
 
 
 def test_an_add_with_no_compatible_set_says_why_and_writes_nothing(cli, project_dir):

@@ -56,7 +56,7 @@ def test_sync_relocks_a_stale_lock_unless_locked(cli, project_dir, hubctl_home):
     assert _store_blobs(hubctl_home) == set()
     r = cli("sync")
     assert r.exit_code == 0, r.output
-    assert "demo-sd: 1.4 (demo-sd1) before, 2.0 (demo-sd2) now" in r.stderr
+    assert "~ demo-sd 1.4 (demo-sd1) -> 2.0 (demo-sd2)" in r.stderr
     assert _store_blobs(hubctl_home) == _lock_shas(project_dir / "hubctl.lock")
 
 

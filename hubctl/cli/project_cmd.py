@@ -58,15 +58,22 @@ def _rel(path: Path) -> str:
         return str(path)
 
 
-def _print_changes(changes: list["Change"], old_label: str = "before", new_label: str = "now") -> None:
+def _print_changes(changes: list["Change"]) -> None:
+    """``+ demo-sd 1.4 (demo-sd1)``, ``- ...``, ``~ demo-sd 1.4 (demo-sd1) -> 2.0 (demo-sd2)`` on stderr."""
     from rich.markup import escape
 
     from hubctl.cli.output import err
-    from hubctl.lock_diff import format_change
 
     for c in changes:
-        sign = {"added": "+", "removed": "-"}.get(c.what, "~")
-        err().print(f"  {sign} {escape(format_change(c, old_label, new_label))}")
+        if c.old is None and c.new is not None:
+            line = f"+ {c.new.label()}"
+        elif c.new is None and c.old is not None:
+            line = f"- {c.old.label()}"
+        else:
+            assert c.old is not None and c.new is not None
+            extra = f", variant {c.old.variant} -> {c.new.variant}" if c.what == "variant" else " (new files)" if c.what == "files" else ""
+            line = f"~ {c.name} {c.old.version} ({c.old.family}) -> {c.new.version} ({c.new.family}){extra}"
+        err().print(f"  {escape(line)}")
 
 
 def _print_lock(lock: "Lock") -> None:
