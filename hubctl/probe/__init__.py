@@ -92,8 +92,14 @@ def probe(path_or_url: "str | os.PathLike[str]", *, families: "FamilyTable | Non
         fr = read_folder(p)
         if "__single__" in fr.configs:
             return probe(fr.configs["__single__"], families=fams, allow_pickle=allow_pickle, hash=hash)
-        return classify(fr.tensors, fr.metadata, families=fams, path=str(p), fmt="diffusers-folder",
-                        size=fr.size, configs=fr.configs)
+        out = classify(fr.tensors, fr.metadata, families=fams, path=str(p), fmt="diffusers-folder",
+                       size=fr.size, configs=fr.configs)
+        if hash:
+            from hubctl.hashes import file_hashes
+
+            files = {name: file_hashes(p / name, h.data_start)["sha256"] for name, h in fr.headers.items()}
+            out = replace(out, hashes={f"sha256:{name}": sha for name, sha in files.items()})
+        return out
     if not p.exists():
         raise BadInput("no such file or folder", context=str(p))
     from hubctl.probe.pickled import pickle_kind
