@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hubctl import store as store_mod
+from hubctl import partial as partial_mod
 from hubctl.errors import SourceError
 from hubctl.sources.local import LocalSource
 from hubctl.store import HashMismatch, PartialFile, Store, StoreError, sha256_file
@@ -161,7 +161,7 @@ def test_disk_full_leaves_no_blob_and_no_partial(tmp_path, monkeypatch):
         budget["left"] -= n
         return n
 
-    monkeypatch.setattr(store_mod, "_pwrite", full_disk)
+    monkeypatch.setattr(partial_mod, "_pwrite", full_disk)
     st = Store()
     with pytest.raises(StoreError, match="disk full") as ei:
         st.fetch(sha256=sha, size=len(data), download=_local_download(src), label="big 1.0: a.bin")

@@ -174,7 +174,7 @@ def test_a_full_disk_leaves_no_partial_blob(http_server, cli, tmp_path, monkeypa
     # after 20,000 bytes, exactly where a full disk would fail the write.
     import errno
 
-    from hubctl import store as store_mod
+    from hubctl import partial as partial_mod
 
     data = _data(SIZE)
     url = http_server.add_file("/big.safetensors", data)
@@ -189,7 +189,7 @@ def test_a_full_disk_leaves_no_partial_blob(http_server, cli, tmp_path, monkeypa
         left["n"] -= n
         return n
 
-    monkeypatch.setattr(store_mod, "_pwrite", enospc)
+    monkeypatch.setattr(partial_mod, "_pwrite", enospc)
     r = cli("install", "net-style")
     assert r.exit_code == 1
     assert "disk full while writing net-style 1.0: net-style.safetensors" in r.stderr
