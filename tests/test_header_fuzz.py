@@ -143,3 +143,49 @@ def test_claimed_sizes_cost_no_memory(n, dims) -> None:
     finally:
         tracemalloc.stop()
     assert peak < 1_000_000
+
+
+# ------------------------------------------------------------------------------------------ classification
+# A header can be perfectly valid and still hostile to the classifier: LoRA markers on scalars, embeddings of
+# zero width, a "UNet" with 1-D convs. Classification and the compatibility check must answer, never crash.
+
+_VOCAB = [
+    "lora_unet_down_blocks_0_attentions_0_proj_in", "lora_te_text_model_encoder_layers_0_self_attn_q_proj",
+    "lora_te2_text_model_encoder_layers_3_mlp_fc1", "unet.down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k",
+    "text_encoder.text_model.encoder.layers.0.self_attn.k_proj", "lora_unet_input_blocks_4_1_transformer_blocks_0_attn2_to_k",
+    "down_blocks.0.attentions.0.transformer_blocks.0.attn2.processor.to_out_lora",
+]
+_SUFFIX = [".lora_down.weight", ".lora_up.weight", ".lora_A.weight", ".lora_B.weight", ".alpha", ".hada_w1_a", ".hada_w1_b",
+           ".hada_t1", ".lokr_w1", ".lokr_w2", ".lokr_w1_a", ".lokr_w2_b", ".lokr_t2", ".diff", ".down.weight", ".up.weight"]
+_PLAIN = ["emb_params", "clip_l", "clip_g", "string_to_param.*", "<tok>", "conv_in.weight", "time_embedding.linear_1.weight",
+          "model.diffusion_model.input_blocks.0.0.weight", "model.diffusion_model.input_blocks.1.1.proj_in.weight",
+          "model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight",
+          "cond_stage_model.model.transformer.resblocks.0.attn.in_proj_weight", "control_model.input_hint_block.0.weight",
+          "controlnet_cond_embedding.conv_in.weight", "down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight",
+          "down_blocks.0.attentions.0.proj_in.weight", "encoder.conv_in.weight", "decoder.conv_in.weight",
+          "text_model.encoder.layers.0.self_attn.q_proj.weight", "add_embedding.linear_1.weight", "first_stage_model.x"]
+_name = st.one_of(st.tuples(st.sampled_from(_VOCAB), st.sampled_from(_SUFFIX)).map("".join), st.sampled_from(_PLAIN))
+_shape = st.lists(st.sampled_from([0, 1, 2, 3, 4, 32, 768, 1024]), max_size=4).map(tuple)
+_md = st.dictionaries(st.sampled_from(["ss_base_model_version", "ss_v2", "modelspec.architecture", "modelspec.prediction_type",
+                                        "ss_network_alpha", "ss_network_dim", "lora_adapter_metadata", "ss_v_parameterization"]),
+                      st.sampled_from(["sd_v1", "sd_v2_v", "True", "stable-diffusion-v2-768-v/lora", "v", "x", "", "{}", "[1]",
+                                       '{"lora_alpha": "a"}', "nan", "4"]), max_size=3)
+
+
+@settings(max_examples=800, deadline=None, suppress_health_check=list(HealthCheck))
+@given(tensors=st.dictionaries(_name, st.tuples(st.sampled_from(["F16", "F32", "BF16"]), _shape), max_size=8), md=_md)
+def test_classification_and_check_never_crash_on_valid_but_odd_headers(tensors, md) -> None:
+    from hubctl.compat import check_set
+    from hubctl.families import default_families
+    from hubctl.probe.classify import classify
+    from hubctl.probe.header import TensorInfo
+    from hubctl.probe.types import Probe
+
+    fams = default_families()
+    table = {k: TensorInfo(dt, shp, 0, 0) for k, (dt, shp) in tensors.items()}
+    p = classify(table, md, families=fams, path="odd.safetensors", scalars={k: 1.0 for k in tensors if k.endswith(".alpha")})
+    assert p.kind in ("checkpoint", "lora", "embedding", "controlnet", "vae", "unknown")
+    json.dumps(p.to_json())
+    base = Probe(path="sd", format="manifest", kind="checkpoint", family="sd1", prediction="epsilon", variant=None, layout=None)
+    check_set(base, [p], families=fams)
+    check_set(p, [p], families=fams)

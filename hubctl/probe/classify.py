@@ -94,8 +94,9 @@ def _shapes(tensors: Mapping[str, TensorInfo]) -> dict[str, tuple[int, ...]]:
 
 def _is_embedding(shapes: Mapping[str, tuple[int, ...]], widths: set[int]) -> bool:
     names = list(shapes)
-    if any(n in _EMB_KEYS or n.startswith("string_to_param") for n in names):
-        return len(names) <= 32
+    known = [n for n in names if n in _EMB_KEYS or n.startswith("string_to_param")]
+    if known:
+        return len(names) <= 32 and all(len(shapes[n]) in (1, 2) and shapes[n][-1] > 0 for n in known)
     if not names or len(names) > 16:
         return False
     total = 0

@@ -78,44 +78,60 @@ def _route(mod: str) -> tuple[str, str, bool, int | None, int]:
     return "unet", mod, False, None, 0
 
 
+def _dims(shape: Sequence[int] | None, *ok: int) -> bool:
+    return shape is not None and len(shape) in ok
+
+
 def _module(comp: str, name: str, underscore: bool, parts: Mapping[str, Sequence[int]]) -> LoraModule | None:
+    """The adapted module and what it expects of the base; None when the parts do not make a module
+    (missing halves, or shapes of a rank no real file has)."""
     g = parts.get
     if comp.startswith("text_encoder"):
         name = te_canonical(name, underscore)
     if "down" in parts and "up" in parts:
         d, u = g("down"), g("up")
+        if not (_dims(d, 2, 4) and _dims(u, 2, 4)):
+            return None
         kernel = None
         if len(d) == 4:
             mid = g("mid")
-            kernel = (mid[2], mid[3]) if mid is not None and len(mid) == 4 else (d[2], d[3])
-        return LoraModule(comp, name, underscore, d[1] if len(d) > 1 else None, u[0], kernel, d[0], "lora")
+            kernel = (mid[2], mid[3]) if _dims(mid, 4) else (d[2], d[3])
+        return LoraModule(comp, name, underscore, d[1], u[0], kernel, d[0], "lora")
     if "hada_w1_a" in parts and "hada_w1_b" in parts:
         a, b = g("hada_w1_a"), g("hada_w1_b")
+        if not (_dims(a, 2) and _dims(b, 2)):
+            return None
         t1 = g("hada_t1")
-        kernel = (t1[2], t1[3]) if t1 is not None and len(t1) == 4 else None
-        return LoraModule(comp, name, underscore, b[1] if len(b) > 1 else None, a[0], kernel, b[0], "loha")
+        kernel = (t1[2], t1[3]) if _dims(t1, 4) else None
+        return LoraModule(comp, name, underscore, b[1], a[0], kernel, b[0], "loha")
     if ("lokr_w1" in parts or "lokr_w1_a" in parts) and ("lokr_w2" in parts or "lokr_w2_a" in parts):
-        w1 = g("lokr_w1")
-        a_out, b_in = (w1[0], w1[1]) if w1 is not None and len(w1) >= 2 else (g("lokr_w1_a")[0], (g("lokr_w1_b") or [0, 0])[1])
-        w2 = g("lokr_w2")
+        w1, w1a, w1b = g("lokr_w1"), g("lokr_w1_a"), g("lokr_w1_b")
+        if _dims(w1, 2):
+            a_out, b_in = w1[0], w1[1]
+        elif _dims(w1a, 2) and _dims(w1b, 2):
+            a_out, b_in = w1a[0], w1b[1]
+        else:
+            return None
+        w2, w2a, w2b = g("lokr_w2"), g("lokr_w2_a"), g("lokr_w2_b")
         kernel = None
-        if w2 is not None and len(w2) >= 2:
+        if _dims(w2, 2, 4):
             c_out, d_in = w2[0], w2[1]
             if len(w2) == 4:
                 kernel = (w2[2], w2[3])
-        else:
-            c_out, d_in = g("lokr_w2_a")[0], (g("lokr_w2_b") or [0, 0])[1]
+        elif _dims(w2a, 2) and _dims(w2b, 2):
+            c_out, d_in = w2a[0], w2b[1]
             t2 = g("lokr_t2")
-            if t2 is not None and len(t2) == 4:
+            if _dims(t2, 4):
                 kernel = (t2[2], t2[3])
-        rank = (g("lokr_w1_b") or g("lokr_w2_b") or [None])[0]
+        else:
+            return None
+        rank = w1b[0] if _dims(w1b, 2) else (w2b[0] if _dims(w2b, 2) else None)
         return LoraModule(comp, name, underscore, b_in * d_in, a_out * c_out, kernel, rank, "lokr")
-    if "diff" in parts:
-        d = g("diff")
-        if len(d) == 2:
-            return LoraModule(comp, name, underscore, d[1], d[0], None, None, "full")
-        if len(d) == 4:
-            return LoraModule(comp, name, underscore, d[1], d[0], (d[2], d[3]), None, "full")
+    d = g("diff")
+    if _dims(d, 2):
+        return LoraModule(comp, name, underscore, d[1], d[0], None, None, "full")
+    if _dims(d, 4):
+        return LoraModule(comp, name, underscore, d[1], d[0], (d[2], d[3]), None, "full")
     return None
 
 
