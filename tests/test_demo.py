@@ -48,16 +48,51 @@ def _load(folder: Path):
     return pipe
 
 
-def test_two_builds_give_the_same_bytes(demo_hub: DemoHub, tmp_path: Path) -> None:
+def test_two_builds_give_the_same_bytes_and_a_rebuild_replaces_the_hub_in_place(demo_hub: DemoHub, tmp_path: Path) -> None:
+    import shutil
+
     from hubctl.demo import build_demo_hub
 
-    again = build_demo_hub(tmp_path / "again")
+    # the second build goes over a copy of the first hub, so it also exercises the rebuild-and-swap path
+    again_root = tmp_path / "again"
+    shutil.copytree(demo_hub.root, again_root)
+    inodes = {p: p.stat().st_ino for p in (again_root / "files").rglob("*") if p.is_file()}
+    again = build_demo_hub(again_root)
     first = {str(p.relative_to(demo_hub.files_dir)): h for p, h in demo_hub.sha256.items()}
     second = {str(p.relative_to(again.files_dir)): h for p, h in again.sha256.items()}
     assert len(first) >= 30
     assert first == second
     for p, h in again.sha256.items():
         assert hashlib.sha256(p.read_bytes()).hexdigest() == h
+        assert p.stat().st_ino != inodes[p]  # written anew, not left over from the copy
+    # the manifests now point at the new folder, and no scratch folder is left behind
+    text = again.manifests["demo-sd"].read_text()
+    assert again_root.as_uri() in text and demo_hub.root.as_uri() + "/" not in text
+    assert not [p for p in again_root.iterdir() if p.name.startswith((".build-", ".old-"))]
+
+
+def test_a_build_that_fails_halfway_leaves_the_previous_hub_as_it_was(
+    demo_hub: DemoHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from hubctl import demo_models
+    from hubctl.demo import build_demo_hub, open_demo_hub
+
+    root = tmp_path / "hub"
+    shutil.copytree(demo_hub.root, root)
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+    def disk_full(*a, **k):  # injected failure after the three pipelines are written
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(demo_models, "write_kohya_lora", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        build_demo_hub(root)
+    after = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    assert after == before
+    assert not [p for p in root.iterdir() if p.name.startswith((".build-", ".old-"))]
+    assert open_demo_hub(root).files.keys() == demo_hub.files.keys()
 
 
 def test_every_manifest_validates_and_names_each_file_with_its_size_hash_and_a_file_source(demo_hub: DemoHub) -> None:
