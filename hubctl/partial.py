@@ -284,10 +284,12 @@ class PartialFile:
 class Hasher(threading.Thread):
     """sha256 of a PartialFile in byte order, in the same pass as the download.
 
-    Bytes written right at the hashed position are hashed inline from the writer's buffer (``offer``: one
-    stream, or the first part); bytes written ahead of it (the other parallel parts, or what an earlier
-    process left) are hashed by this thread from the file (page cache) as the contiguous frontier grows.
-    A reset of the partial file (generation bump) starts the hash over."""
+    This thread hashes the file (from the page cache) as its contiguous written prefix grows, so hashing
+    runs on another core while the receiving thread only receives and writes (the default: measured
+    fastest on 2 cores, see bench/results/install.md). With ``HUBCTL_HASH_INLINE=1`` (for one-core
+    machines) a writer whose bytes land exactly at the hashed position hashes them from its own buffer
+    (``offer``), saving the re-read; bytes written ahead of it (other parallel parts, or what an earlier
+    process left) are always hashed here. A reset of the partial file (generation bump) starts over."""
 
     def __init__(self, pf: PartialFile) -> None:
         super().__init__(daemon=True, name=f"hash-{pf.key[:8]}")
@@ -298,6 +300,7 @@ class Hasher(threading.Thread):
         self.lock = threading.Lock()
         self.stop_flag = False
         self.error: Optional[BaseException] = None
+        self.inline = os.environ.get("HUBCTL_HASH_INLINE", "0") == "1"
 
     def _sync_gen(self, gen: int) -> None:
         if gen != self.gen:
@@ -305,7 +308,7 @@ class Hasher(threading.Thread):
 
     def offer(self, offset: int, data: memoryview, gen: int) -> bool:
         """Hash ``data`` now if it starts exactly at the hashed position; False if it must wait."""
-        if offset != self.pos and not (gen != self.gen and offset == 0):
+        if not self.inline or (offset != self.pos and not (gen != self.gen and offset == 0)):
             return False
         with self.lock:
             self._sync_gen(self.pf.generation)
