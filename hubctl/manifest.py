@@ -55,6 +55,7 @@ __all__ = [
     "parse_manifest",
     "dump_manifest",
     "format_validation_error",
+    "one_line",
 ]
 
 KINDS = ("checkpoint", "lora", "embedding", "controlnet", "vae")
@@ -352,6 +353,14 @@ def _loc_to_path(loc: tuple[Any, ...]) -> str:
     return out
 
 
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def one_line(text: str) -> str:
+    """``text`` with control characters (newlines included) escaped, so an error stays one line."""
+    return _CONTROL_RE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
 def format_validation_error(err: ValidationError) -> str:
     """One line for a pydantic error: ``versions[0].version: 'x' is not a PEP 440 version``."""
     errors = err.errors()
@@ -372,7 +381,7 @@ def format_validation_error(err: ValidationError) -> str:
     elif first.get("type") == "literal_error":
         msg = f"{first.get('input')!r} is not one of: {msg.split('Input should be ', 1)[-1]}"
     more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
-    return f"{loc}: {msg}{more}" if loc else f"{msg}{more}"
+    return one_line(f"{loc}: {msg}{more}" if loc else f"{msg}{more}")
 
 
 def parse_manifest(
@@ -389,9 +398,9 @@ def parse_manifest(
     except ValidationError as e:
         raise BadInput(format_validation_error(e), context=origin) from None
     if expected_kind is not None and m.kind != expected_kind:
-        raise BadInput(f"kind: '{m.kind}' does not match its folder '{expected_kind}'", context=origin)
+        raise BadInput(one_line(f"kind: '{m.kind}' does not match its folder '{expected_kind}'"), context=origin)
     if expected_name is not None and canonicalize_name(expected_name) != m.canonical_name:
-        raise BadInput(f"name: '{m.name}' does not match its file name '{expected_name}'", context=origin)
+        raise BadInput(one_line(f"name: '{m.name}' does not match its file name '{expected_name}'"), context=origin)
     if known_families is not None:
         for i, v in enumerate(m.versions):
             if v.family not in known_families:

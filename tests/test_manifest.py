@@ -183,3 +183,48 @@ def test_model_is_frozen_and_strict_about_types() -> None:
     with pytest.raises(Exception):
         m.name = "other"  # type: ignore[misc]
     assert isinstance(Manifest.model_validate_json(m.model_dump_json()), Manifest)
+
+
+# --------------------------------------------------------------------------------------------- hostile input
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_KEYS = ["name", "kind", "summary", "license", "versions", "version", "family", "requires", "prediction", "variants",
+         "files", "path", "size", "sha256", "source", "dtype", "layout", "tokens", "trigger", "task", "resolution", "x"]
+_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70), st.floats(allow_nan=True),
+    st.text(max_size=30), st.sampled_from(["lora", "sd1", "1.0", "hf://o/r/f", "../x", "/abs", "a" * 64, ">=1,<2", "fp16", "1.0\nx", "a\rb"]),
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(_KEYS), inner, max_size=5)),
+    max_leaves=20,
+)
+
+
+def _mutated(draw_base: dict, path: list, value: object) -> dict:  # type: ignore[type-arg]
+    d = copy.deepcopy(draw_base)
+    node = d
+    for key in path[:-1]:
+        node = node[key] if isinstance(node, dict) or (isinstance(node, list) and isinstance(key, int)) else node
+    if isinstance(node, dict):
+        node[path[-1]] = value
+    return d
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(top=st.dictionaries(st.sampled_from(_KEYS), _values, max_size=6), key=st.sampled_from(_KEYS), value=_values)
+def test_any_mapping_is_a_manifest_or_one_bad_input_line(top: dict, key: str, value: object) -> None:  # type: ignore[type-arg]
+    for data in (top, {**raw(), key: value}, _mutated(raw(), ["versions", 0, key], value)):
+        try:
+            parse_manifest(data, origin="h.toml", known_families={"sd1"})
+        except BadInput as e:
+            msg = str(e)
+            assert msg.startswith("h.toml: ") and "\n" not in msg and "Traceback" not in msg
+
+
+def test_a_value_with_a_newline_still_gives_one_line() -> None:
+    d = raw()
+    d["versions"][0]["version"] = "1.0\nrm -rf"
+    assert bad(d) == "x.toml: versions[0].version: '1.0\\nrm -rf' is not a PEP 440 version"
