@@ -351,6 +351,7 @@ def write_index_db(
     registries: Sequence["RegistryEntry"] = (),
     fingerprint: str = "",
     family_registry: dict[str, str] | None = None,
+    warnings: Sequence[str] = (),
     batch: int = 5000,
 ) -> Path:
     """Write a complete index database to ``path`` atomically (new file, one transaction, os.replace).
@@ -393,6 +394,7 @@ def write_index_db(
                 s.add(IndexRegistry(name=e.name, position=pos, location=e.location, kind=e.kind, packages=counts.get(e.name, 0)))
             s.add(IndexMeta(key="fingerprint", value=fingerprint))
             s.add(IndexMeta(key="format", value=str(INDEX_FORMAT)))
+            s.add(IndexMeta(key="warnings", value=json.dumps(list(warnings))))
             s.add(IndexMeta(key="built", value=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())))
             s.commit()
         engine.dispose()
@@ -429,7 +431,7 @@ def rebuild_index(
     db = Path(db_path) if db_path is not None else index_db_path()
     fp = registry_fingerprint(entries, overrides)
     families, family_origin, packages, warnings = _collect(entries, overrides)
-    write_index_db(db, families, packages, registries=entries, fingerprint=fp, family_registry=family_origin)
+    write_index_db(db, families, packages, registries=entries, fingerprint=fp, family_registry=family_origin, warnings=warnings)
     _failed_marker(db).unlink(missing_ok=True)
     idx = Index(db)
     idx.warnings.extend(warnings)
@@ -635,6 +637,11 @@ class Index:
         """The registries this index was compiled from, in order, with their package counts."""
         rows = self._con.execute("SELECT name, location, kind, packages FROM index_registry ORDER BY position")
         return [{"name": r[0], "location": r[1], "kind": r[2], "packages": r[3]} for r in rows]
+
+    def compile_warnings(self) -> list[str]:
+        """What the last compile noticed without failing (e.g. a package shadowed by an earlier registry)."""
+        raw = self.meta("warnings")
+        return list(json.loads(raw)) if raw else []
 
     def meta(self, key: str) -> str | None:
         row = self._con.execute("SELECT value FROM index_meta WHERE key = ?", (key,)).fetchone()

@@ -345,3 +345,13 @@ def test_a_manifest_outside_a_kind_folder_is_named(cli, tmp_path) -> None:
     assert str(reg / "manifests" / "paper-cut.toml") in line and "manifests/<kind>/<name>.toml" in line
     (reg / "manifests" / "paper-cut.toml").unlink()
     assert cli("registry", "add", str(reg)).exit_code == 0
+
+
+def test_adding_a_registry_that_shadows_a_package_warns_and_keeps_the_first(cli, tmp_path) -> None:
+    clash = GOOD_LORA.replace('"paper-cut"', '"pokemon-lora"')
+    reg = make_registry(tmp_path / "clash", {"lora/pokemon-lora.toml": clash, "lora/paper-cut.toml": GOOD_LORA})
+    r = cli("registry", "add", str(reg), "--name", "clash")
+    assert r.exit_code == 0
+    assert "warning: package 'pokemon-lora' of registry 'clash' is shadowed by registry 'default'" in r.stderr
+    assert cli("info", "pokemon-lora", "--json").json()["registry"] == "default"
+    assert cli("search", "paper", "--json").stderr == ""  # said once, at add time, not on every search

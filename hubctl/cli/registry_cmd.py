@@ -111,7 +111,7 @@ def registry_add(
 
     entry = add_registry(location, name)
     idx = open_index(strict=True)
-    for w in idx.warnings:
+    for w in [*idx.warnings, *idx.compile_warnings()]:
         warn(w)
     count = next((r["packages"] for r in idx.registries() if r["name"] == entry.name), 0)
     if json_:
@@ -146,7 +146,7 @@ def registry_update(
 
     targets = update_registries(name)
     idx = open_index(strict=True)
-    for w in idx.warnings:
+    for w in [*idx.warnings, *idx.compile_warnings()]:
         warn(w)
     counts = {r["name"]: r["packages"] for r in idx.registries()}
     rows = [{**e.to_json(), "packages": counts.get(e.name, 0)} for e in targets]
