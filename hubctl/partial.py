@@ -26,6 +26,7 @@ from hubctl.fsutil import atomic_write_text
 __all__ = ["CHUNK", "Part", "PartialFile", "Hasher", "sha256_file", "copy_into"]
 
 CHUNK = 8 << 20  # read size for hashing
+HASH_BATCH = 4 << 20  # the hasher thread wakes when this much is waiting (or at the end)
 
 
 def _unlink(p: Path) -> None:
@@ -232,8 +233,10 @@ class PartialFile:
             gen = self.generation
         hasher = self.hasher
         if hasher is not None and not hasher.offer(start, mv, gen):
-            with self.cond:
-                self.cond.notify_all()  # not next in line: the follower hashes it from the file later
+            # not hashed here: wake the hasher thread, but only once a batch is waiting (fewer wake-ups)
+            if self.frontier() - hasher.pos >= HASH_BATCH or (part.end is not None and part.done >= part.end):
+                with self.cond:
+                    self.cond.notify_all()
 
     def frontier(self) -> int:
         """Length of the contiguous prefix written so far (parts are contiguous and in order)."""
@@ -331,7 +334,7 @@ class Hasher(threading.Thread):
                         if self.stop_flag:
                             return
                         front = pf.frontier()
-                        if pf.generation != self.gen or front > self.pos:
+                        if pf.generation != self.gen or front - self.pos >= HASH_BATCH or (pf.finished and front > self.pos):
                             break
                         if pf.finished:
                             return
