@@ -166,8 +166,8 @@ def inputs_digest(requires: Iterable[str], *, pre: bool = False, dtype: str | No
 
 
 def _s(value: str) -> str:
-    """A TOML basic string (JSON's escapes are valid TOML)."""
-    return json.dumps(value, ensure_ascii=False)
+    """A TOML basic string: JSON's escapes are valid TOML; TOML also forbids a raw DEL (U+007F)."""
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def _arr(values: Iterable[str]) -> str:

@@ -178,3 +178,29 @@ def test_a_malformed_lock_is_one_line_naming_the_file_and_field(tmp_path, edit, 
 def test_a_missing_lock_says_how_to_make_one(tmp_path):
     with pytest.raises(BadInput, match="no such lock file; run `hubctl lock` first"):
         read_lock(tmp_path / "hubctl.lock")
+
+
+# ------------------------------------------------------------------ round trip on odd text
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_segment = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters='/\\'), min_size=1, max_size=12).filter(lambda s: s not in (".", "..") and s.strip() == s and s)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    paths=st.lists(st.lists(_segment, min_size=1, max_size=3).map("/".join), min_size=1, max_size=3, unique=True),
+    trigger=st.lists(st.text(max_size=20), max_size=3),
+    size=st.integers(0, 2**53),
+)
+def test_any_lock_round_trips_to_the_same_bytes(paths, trigger, size):
+    files = tuple(LockedFile(p, f"https://example.org/{i}", size, fake_sha(p)) for i, p in enumerate(paths))
+    pkg = LockedPackage("pkg", "1.0", "lora", "sd1", "fp16", files, trigger=tuple(trigger))
+    lock = Lock(packages=[pkg], requires=["pkg"], inputs_digest=inputs_digest(["pkg"]))
+    text = dumps_lock(lock)
+    back = loads_lock(text)
+    assert dumps_lock(back) == text
+    assert back.packages[0].trigger == tuple(trigger)
+    assert {f.path for f in back.packages[0].files} == set(paths)
