@@ -11,6 +11,8 @@ import json
 import os
 import shutil
 from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import numpy as np
 import pytest
@@ -22,9 +24,11 @@ pytestmark = pytest.mark.slow
 
 
 def locked(hub, name: str, version: str, variant: str = "fp32", *, install: bool = True):
-    """A LockedPackage for one demo package version/variant, from its real manifest; installed into the store."""
-    from hubctl.install import install_packages
+    """A LockedPackage for one demo package version/variant, from its real manifest; its files put into the
+    store hash-checked (Store.import_file, as installing a file:// source does; `hubctl sync` itself runs in
+    the CLI tests below)."""
     from hubctl.lock import LockedPackage, pin_file_offline
+    from hubctl.store import open_store
     from hubctl.manifest import load_manifest
 
     m = load_manifest(hub.manifests[name])
@@ -38,7 +42,10 @@ def locked(hub, name: str, version: str, variant: str = "fp32", *, install: bool
         requires=tuple(v.requires),
     )
     if install:
-        install_packages([pkg], progress=False)
+        store = open_store()
+        for f, ref in zip(files, var.files):
+            src = Path(url2pathname(urlparse(ref.source).path))
+            store.import_file(src, sha256=f.sha256, size=f.size)
     return pkg
 
 
@@ -337,3 +344,44 @@ def test_replay_refuses_when_the_control_image_changed(demo_hub, sd14, tmp_path)
     with pytest.raises(Refused, match="control image"):
         replay(first["id"])
     shutil.rmtree(tmp_path / "hubctl-out", ignore_errors=True)
+
+
+def local_package(name: str, kind: str, family: str, files: dict[str, Path], **kw):
+    """A LockedPackage for files made in the test (imported into the store like `hubctl install` would)."""
+    from hubctl.lock import LockedFile, LockedPackage
+    from hubctl.store import open_store, sha256_file
+
+    store = open_store()
+    locked_files = []
+    for rel, p in sorted(files.items()):
+        sha, size = sha256_file(p)
+        store.import_file(p, sha256=sha, size=size)
+        locked_files.append(LockedFile(path=rel, url=p.resolve().as_uri(), size=size, sha256=sha))
+    return LockedPackage(name=name, version="1.0", kind=kind, family=family, variant="fp32", files=tuple(locked_files), **kw)
+
+
+def test_kohya_format_embedding_with_locked_token_equals_the_diffusers_format(demo_hub, sd14, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    diffusers_fmt = locked(demo_hub, "demo-token", "1.0")
+    vectors = load_file(str(demo_hub.file("demo-token", "1.0")))["<demo-token>"]
+    kohya = tmp_path / "demo-token-kohya.safetensors"
+    save_file({"emb_params": vectors.clone()}, str(kohya))
+    kohya_pkg = local_package("kohya-token", "embedding", "demo-sd1", {"kohya.safetensors": kohya}, tokens=("<demo-token>",))
+    a = gen(make_lock(sd14, diffusers_fmt), tmp_path, "diffusers", prompt="a photo of <demo-token>")
+    b = gen(make_lock(sd14, kohya_pkg), tmp_path, "kohya", prompt="a photo of <demo-token>")
+    assert a["image_sha256"] == b["image_sha256"], "the same vectors under the same token give the same image"
+
+
+def test_separate_vae_replaces_the_base_vae(demo_hub, sd14, tmp_path):
+    own = demo_hub.folder("demo-sd", "1.4")
+    other = demo_hub.folder("demo-sd", "2.0")  # same tiny VAE architecture, other weights
+    files = lambda root: {p.relative_to(root / "vae").as_posix(): p for p in (root / "vae").iterdir()}  # noqa: E731
+    same_vae = local_package("own-vae", "vae", "demo-sd1", files(own))
+    other_vae = local_package("other-vae", "vae", "demo-sd1", files(other))
+    base = gen(make_lock(sd14), tmp_path, "base")
+    same = gen(make_lock(sd14, same_vae), tmp_path, "same")
+    swapped = gen(make_lock(sd14, other_vae), tmp_path, "swapped")
+    assert same["image_sha256"] == base["image_sha256"]
+    assert mean_abs(base, swapped) > 1.0
+    assert json.loads(Image.open(swapped["out_path"]).text["hubctl"])["vae"] == "other-vae 1.0"

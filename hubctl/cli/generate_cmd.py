@@ -111,7 +111,9 @@ def generate(
         c.print("  loras " + ", ".join(f"{k}={v:g}" for k, v in loras.items()))
     if rec["params"].get("controlnet"):
         c.print(f"  controlnet {rec['params']['controlnet']}")
-    c.print(f"  image sha256 {rec['image_sha256'][:16]}  ({rec['seconds']:.2f} s)")
+    tm = rec.get("timings", {})
+    c.print(f"  image sha256 {rec['image_sha256'][:16]}  ({rec['seconds']:.2f} s: verify {tm.get('verify', 0):.2f}, "
+            f"load {tm.get('load', 0):.2f}, generate {tm.get('generate', 0):.2f})")
 
 
 runs_app = typer.Typer(help="Recorded inference runs: what produced each image.", no_args_is_help=True)

@@ -147,6 +147,7 @@ def run_generate(req: GenerateRequest, *, lock: "Lock | None" = None, lock_path:
         lock = read_lock(lp)
         lock_path = lp
     vset = verify_locked_set(lock)  # refuses before anything loads
+    t_verified = time.perf_counter()
     if req.controlnet and not req.control_image:
         raise BadInput("--controlnet needs --control-image PATH")
     if req.control_image and not req.controlnet:
@@ -156,8 +157,10 @@ def run_generate(req: GenerateRequest, *, lock: "Lock | None" = None, lock_path:
         req.controlnet = cns[0].name
     asm = assemble(vset, AssemblyOptions(device=req.device, dtype=req.dtype, loras=req.loras, controlnet=req.controlnet,
                                          fuse_loras=req.fuse_loras, sampler=req.sampler, attention=req.attention))
+    t_loaded = time.perf_counter()
     seed = req.seed if req.seed is not None else secrets.randbelow(2**32)
     image, facts = generate_image(asm, req, seed)
+    t_generated = time.perf_counter()
     run_id = runs.new_run_id()
     out = Path(req.out) if req.out else Path("hubctl-out") / f"{run_id}.png"
     if out.is_dir() or str(req.out or "").endswith(os.sep):
@@ -196,6 +199,8 @@ def run_generate(req: GenerateRequest, *, lock: "Lock | None" = None, lock_path:
     d = runs.record_to_dict(rec)
     d["attention_reason"] = asm.attention.reason
     d["warnings"] = list(vset.warnings)
+    d["timings"] = {"verify": round(t_verified - t0, 3), "load": round(t_loaded - t_verified, 3),
+                    "generate": round(t_generated - t_loaded, 3), "write": round(time.perf_counter() - t_generated, 3)}
     d["parameters"] = parameters
     return d
 
