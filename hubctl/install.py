@@ -267,13 +267,23 @@ def install_packages(packages: list[LockedPackage], *, progress: "bool | Progres
                 except HubctlError as e:
                     errors.append(e)
         else:
+            from hubctl.partial import cancel_all
+
             with ThreadPoolExecutor(max_workers=min(workers, len(items)), thread_name_prefix="fetch") as ex:
                 futs = {sha: ex.submit(_fetch_blob, store, sha, entries, prog) for sha, entries in items}
-                for sha, fut in futs.items():
-                    try:
-                        outcomes[sha] = fut.result()
-                    except HubctlError as e:
-                        errors.append(e)
+                try:
+                    for sha, fut in futs.items():
+                        try:
+                            outcomes[sha] = fut.result()
+                        except HubctlError as e:
+                            errors.append(e)
+                except KeyboardInterrupt:
+                    cancel_all()  # the fetch threads stop at their next write; partial files stay for a rerun
+                    for fut in futs.values():
+                        fut.cancel()
+                    ex.shutdown(wait=True)
+                    cancel_all(False)
+                    raise
         if errors:
             raise errors[0]
         record_installed(packages)

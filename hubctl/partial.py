@@ -23,10 +23,25 @@ from typing import Callable, Optional
 from hubctl.errors import SourceError
 from hubctl.fsutil import atomic_write_text
 
-__all__ = ["CHUNK", "Part", "PartialFile", "Hasher", "sha256_file", "copy_into"]
+__all__ = ["CHUNK", "Part", "PartialFile", "Hasher", "Cancelled", "cancel_all", "sha256_file", "copy_into"]
 
 CHUNK = 8 << 20  # read size for hashing
 HASH_BATCH = 4 << 20  # the hasher thread wakes when this much is waiting (or at the end)
+
+
+_cancel = threading.Event()
+
+
+class Cancelled(Exception):
+    """Raised inside a download when the user interrupted (Ctrl-C): the partial file is kept for resuming."""
+
+
+def cancel_all(on: bool = True) -> None:
+    """Make every download in this process stop at its next write (Ctrl-C in the main thread), or re-arm."""
+    if on:
+        _cancel.set()
+    else:
+        _cancel.clear()
 
 
 def _unlink(p: Path) -> None:
@@ -222,6 +237,8 @@ class PartialFile:
         n = len(data)
         if part.end is not None and part.done + n > part.end:
             raise SourceError(f"server sent more bytes than the {part.end - part.start}-byte range asked for")
+        if _cancel.is_set():
+            raise Cancelled()
         off = 0
         mv = memoryview(data)
         start = part.done

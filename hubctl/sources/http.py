@@ -377,8 +377,14 @@ class HttpSource:
         threads = [threading.Thread(target=run, args=(p,), daemon=True, name=f"part-{p.index}") for p in parts]
         for t in threads:
             t.start()
-        for t in threads:
-            t.join()
+        try:
+            for t in threads:
+                t.join()
+        except KeyboardInterrupt:
+            abort.set()  # the parts stop at their next read; what they wrote stays for a rerun
+            for t in threads:
+                t.join()
+            raise
         if errors:
             # an OSError from writing (disk full) outranks the others: the store reports it
             for e in errors:

@@ -283,3 +283,32 @@ def test_four_concurrent_installs_of_one_artefact_download_it_once(http_server, 
     assert Store().blob_path(hashlib.sha256(data).hexdigest()).read_bytes() == data
     assert [p["name"] for p in cli("list", "--json").json()] == ["net-style"]
     assert_store_consistent()
+
+
+def test_ctrl_c_stops_at_once_keeps_the_partial_and_a_rerun_resumes(http_server, cli, tmp_path):
+    size = 4 << 20
+    data = _data(size, seed=9)
+    sha = hashlib.sha256(data).hexdigest()
+    url = http_server.add_file("/int.safetensors", data)
+    _registry(tmp_path, url, data)
+    http_server.faults.set(rate=1_000_000)
+    env = _env(HUBCTL_HTTP_PARALLEL_MIN=str(1 << 20), HUBCTL_HTTP_PARTS="4")
+    proc = subprocess.Popen([sys.executable, "-m", "hubctl", "install", "net-style"], env=env, cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while _saved_progress(sha) < (1 << 20):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    t0 = time.monotonic()
+    _, err = proc.communicate(timeout=30)
+    assert time.monotonic() - t0 < 5, "Ctrl-C took too long"
+    assert proc.returncode == 130 and b"interrupted" in err
+    saved = _saved_progress(sha)
+    assert 0 < saved < size and not Store().has_blob(sha)
+    http_server.faults.reset()
+    http_server.stats.reset()
+    r = cli("install", "net-style")
+    assert r.exit_code == 0 and "1 resumed" in r.stderr
+    assert Store().blob_path(sha).read_bytes() == data
+    assert_store_consistent()
