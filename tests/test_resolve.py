@@ -219,3 +219,18 @@ def test_a_family_restriction_picks_the_newest_of_that_family():
         resolve(["demo-style>=2"], demo_index(), family="demo-sd1")
     with pytest.raises(Refused, match=r"demo-canny has no version of family demo-sd2 \(it has: demo-sd1\)"):
         resolve(["demo-sd", "demo-canny"], demo_index(), family="demo-sd2")
+
+
+def test_safetensors_variants_are_preferred_over_pickled_ones():
+    idx = MemoryIndex(
+        [
+            manifest(
+                "old-base",
+                "checkpoint",
+                [version("1.0", "sd1", variants=[variant("ckpt-fp32", "fp32", GiB, path="model.ckpt"), variant("fp32", "fp32", GiB)])],
+            )
+        ]
+    )
+    assert resolve(["old-base"], idx).get("old-base").variant == "fp32"
+    # a locked choice is still kept
+    assert resolve(["old-base"], idx, locked_variants={"old-base": "ckpt-fp32"}).get("old-base").variant == "ckpt-fp32"

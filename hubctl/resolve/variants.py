@@ -14,7 +14,7 @@ from typing import Sequence
 from hubctl.errors import BadInput, Refused
 from hubctl.manifest import Variant, Version
 
-__all__ = ["OVERHEAD", "parse_vram", "format_bytes", "estimate_vram", "variant_order", "choose_variants"]
+__all__ = ["OVERHEAD", "parse_vram", "format_bytes", "estimate_vram", "is_pickled", "variant_order", "choose_variants"]
 
 OVERHEAD = 1.2
 """Multiplier on the weights' bytes for activations and runtime overhead."""
@@ -65,16 +65,27 @@ def estimate_vram(variant: Variant) -> int:
     return int(weights * OVERHEAD)
 
 
+_PICKLED_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
+
+
+def is_pickled(variant: Variant) -> bool:
+    """True when a file of the variant is a pickle format (loaded only on explicit opt-in)."""
+    return any(f.path.lower().endswith(_PICKLED_SUFFIXES) for f in variant.files)
+
+
 def variant_order(release: Version, dtype: str | None, keep: str | None = None) -> list[Variant]:
     """Variants in order of preference: the kept (locked) one, then those of the preferred dtype, then
-    the rest in manifest order (the registry lists its default first)."""
-    ordered = list(release.variants)
-    if dtype:
-        d = dtype.lower()
-        ordered.sort(key=lambda v: 0 if (v.dtype or "").lower() == d or v.name == d else 1)
-    if keep:
-        ordered.sort(key=lambda v: 0 if v.name == keep else 1)
-    return ordered
+    safetensors before pickled formats, then manifest order (the registry lists its default first)."""
+    d = dtype.lower() if dtype else None
+
+    def key(v: Variant) -> tuple[int, int, int]:
+        return (
+            0 if keep and v.name == keep else 1,
+            0 if d is None or (v.dtype or "").lower() == d or v.name == d else 1,
+            1 if is_pickled(v) else 0,
+        )
+
+    return sorted(release.variants, key=key)  # stable: manifest order breaks ties
 
 
 def choose_variants(
