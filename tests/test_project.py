@@ -171,3 +171,35 @@ def test_removing_a_package_the_project_does_not_require_is_bad_input(tmp_path):
     f.write_text('requires = ["demo-sd"]\n')
     with pytest.raises(BadInput, match="'demo-style' is not in requires"):
         with_removed(read_project_file(f), ["demo-style"])
+
+
+@pytest.mark.parametrize(
+    "name,before",
+    [
+        ("hubctl.toml", "requires = ['demo-sd<2', \"x\"]  # a comment with ] and \"quotes\"\n[settings]\ndtype = 'fp16'\n"),
+        ("hubctl.toml", 'requires = [ "demo-sd<2", # ] tricky\n   "x" ]\n\n# trailing comment\n'),
+        ("hubctl.toml", '# only settings so far\n[settings]\nvram = "10GiB"\n'),
+        ("hubctl.toml", ""),
+        ("pyproject.toml", '[project]\nname = "p"\n\n[tool.hubctl]\n# hubctl config\n\n[tool.hubctl.settings]\npre = true\n'),
+        ("pyproject.toml", '[tool.hubctl]\nrequires = ["x"]\n[tool.hubctl.settings]\ndtype = "bf16"\n[tool.ruff]\nline-length = 120\n'),
+    ],
+)
+def test_requires_edits_survive_tricky_formatting(tmp_path, name, before):
+    f = tmp_path / name
+    f.write_text(before)
+    p = read_project_file(f) if before else None
+    if p is None:
+        from hubctl.project import new_project
+
+        p = new_project(tmp_path)
+    old_settings = p.settings
+    added = with_added(p, ["demo-token>=1", "x==2"])
+    write_requires(added)
+    again = read_project_file(f)
+    assert again.requires == added.requires and again.settings == old_settings
+    for line in before.splitlines():
+        if line.startswith("#") or line.startswith("[") or "=" in line and "requires" not in line and not line.startswith(" "):
+            assert line in f.read_text(), line  # comments, headers and other keys are kept as written
+    write_requires(with_removed(again, ["x"]))
+    assert "x" not in [r.split("=")[0] for r in read_project_file(f).requires]
+    assert read_project_file(f).settings == old_settings
