@@ -244,11 +244,22 @@ class LoopbackHTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 64
 
+    max_threads = 64  # at most this many requests handled at once; more wait in the accept backlog
+
     def __init__(self, handler: type[BaseHTTPRequestHandler], owner: Any, port: int = 0) -> None:
         super().__init__((HOST, port), handler)
         self.owner = owner
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(self.max_threads)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self._slots.acquire()
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         with self._conns_lock:
@@ -258,6 +269,7 @@ class LoopbackHTTPServer(ThreadingHTTPServer):
         finally:
             with self._conns_lock:
                 self._conns.discard(request)
+            self._slots.release()
 
     def drop_connections(self) -> None:
         with self._conns_lock:
@@ -450,8 +462,13 @@ class BaseHandler(BaseHTTPRequestHandler):
         try:
             while pos < end:
                 n = min(piece, end - pos)
+                # Counted before the bytes go out: a client that has them must already see them counted
+                # (counting after the write races with a fast client). A hang-up mid-piece overcounts <= 1 piece.
                 if source is not None and not copy:
+                    stats.add_bytes(path, n)
                     sent = self.connection.sendfile(source, pos, n)
+                    if sent != n:
+                        stats.add_bytes(path, sent - n)
                 else:
                     if source is None:
                         buf = entry.data[pos:pos + n]  # type: ignore[index]
@@ -461,11 +478,11 @@ class BaseHandler(BaseHTTPRequestHandler):
                         mutable = bytearray(buf)
                         mutable[flip - pos] ^= 0xFF
                         buf = bytes(mutable)
+                    stats.add_bytes(path, len(buf))
                     self.wfile.write(buf)
                     sent = len(buf)
                 if sent <= 0:
                     break
-                stats.add_bytes(path, sent)
                 pos += sent
                 if rate:
                     ahead = (pos - start) / rate - (time.monotonic() - began)
@@ -496,6 +513,7 @@ class Served:
         httpd = getattr(self, "httpd", None)
         if httpd is None:
             return
+        httpd.drop_connections()  # frees handler slots, so the serve loop is never stuck waiting for one
         httpd.shutdown()
         httpd.drop_connections()
         httpd.server_close()
