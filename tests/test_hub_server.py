@@ -239,3 +239,19 @@ def test_gated_repo_refuses_with_gated_repo_error_and_cdn_never_sees_the_token(h
     assert hub_reqs[-1].headers["authorization"] == "Bearer hf_gate"
     cdn = hub_server.stats.matching("GET", server="cdn")
     assert len(cdn) == 1 and "authorization" not in cdn[0].headers  # not forwarded off the Hub's origin
+
+
+def test_branch_with_a_slash_tree_expand_and_missing_folder(hub_server: HubServer) -> None:
+    from huggingface_hub import HfApi, hf_hub_download
+    from huggingface_hub.errors import RemoteEntryNotFoundError
+
+    first = hub_server.create_repo("org/br", {"a/x.txt": b"1", "b.txt": b"b"}, message="add x")
+    second = hub_server.commit("org/br", {"a/x.txt": b"2"}, "change x", branch="feature/two")
+    assert Path(hf_hub_download("org/br", "a/x.txt", revision="feature/two")).read_bytes() == b"2"
+    assert Path(hf_hub_download("org/br", "a/x.txt")).read_bytes() == b"1"
+    items = {i.path: i for i in HfApi().list_repo_tree("org/br", revision="feature/two", recursive=True,
+                                                        expand=True)}
+    assert items["a/x.txt"].last_commit.oid == second and items["a/x.txt"].last_commit.title == "change x"
+    assert items["b.txt"].last_commit.oid == first
+    with pytest.raises(RemoteEntryNotFoundError):
+        list(HfApi().list_repo_tree("org/br", path_in_repo="nope"))

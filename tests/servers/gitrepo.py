@@ -79,9 +79,10 @@ class GitRepo:
                branch: str = "main", delete: Iterable[str] = (), parent: str | None = None) -> str:
         """Commit `files` (repo path -> bytes or a file to copy) on top of `branch` (or `parent`); returns the sha.
 
-        Files not named keep their content from the parent commit; `delete` removes paths.
+        Files not named keep their content from the parent commit; `delete` removes paths. A branch that does not
+        exist yet starts from HEAD (the default branch), as `git switch -c` would; an empty repo gets a root commit.
         """
-        parent = parent or self.rev_parse(f"refs/heads/{branch}")
+        parent = parent or self.rev_parse(f"refs/heads/{branch}") or self.rev_parse("HEAD")
         with tempfile.TemporaryDirectory(prefix="gitrepo-") as tmp:
             index = os.path.join(tmp, "index")
             env = {"GIT_INDEX_FILE": index}
