@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -48,13 +49,17 @@ PLAIN = textwrap.dedent(
 ).format(w=LORA_WEIGHT, seed=SEED, prompt=PROMPT)
 
 
-def sh(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
+def sh(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str, float]:
+    """(wall seconds, stdout, CPU seconds user+sys of the child)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     dt = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if r.returncode != 0:
         raise SystemExit(f"{' '.join(cmd[:4])}... failed ({r.returncode}):\n{r.stderr[-3000:]}")
-    return dt, r.stdout
+    return dt, r.stdout, cpu
 
 
 def main() -> None:
@@ -93,26 +98,30 @@ def main() -> None:
     sh(gen + ["--out", str(work / "warm.png")], proj, env)
     sh(plain + [str(work / "warm-plain.png"), str(args.steps)], proj, env)
 
-    t_h, t_p, hashes_h, hashes_p = [], [], set(), set()
+    t_h, t_p, c_h, c_p, hashes_h, hashes_p = [], [], [], [], set(), set()
     for i in range(args.rounds):
         order = [("h", gen + ["--out", str(work / f"h{i}.png")]), ("p", plain + [str(work / f"p{i}.png"), str(args.steps)])]
         if i % 2:
             order.reverse()
         for who, cmd in order:
-            dt, out = sh(cmd, proj, env)
+            dt, out, cpu = sh(cmd, proj, env)
             if who == "h":
                 t_h.append(dt)
+                c_h.append(cpu)
                 hashes_h.add(json.loads(out)["image_sha256"])
             else:
                 t_p.append(dt)
+                c_p.append(cpu)
                 hashes_p.add(out.strip().splitlines()[-1])
     mh, mp = statistics.median(t_h), statistics.median(t_p)
     ratio = mh / mp
     identical = len(hashes_h) == 1 and hashes_h == hashes_p
     rows = {
-        "hubctl generate (median s)": f"{mh:.3f}",
-        "plain diffusers script (median s)": f"{mp:.3f}",
-        "ratio (target <= 1.10)": f"{ratio:.3f}",
+        "hubctl generate, wall (median s)": f"{mh:.3f}",
+        "plain diffusers script, wall (median s)": f"{mp:.3f}",
+        "ratio of median walls (target <= 1.10)": f"{ratio:.3f}",
+        "ratio of fastest walls": f"{min(t_h) / min(t_p):.3f}",
+        "ratio of median CPU time (user+sys)": f"{statistics.median(c_h) / statistics.median(c_p):.3f}",
         "hubctl pixel sha256": ", ".join(sorted(hashes_h)),
         "plain pixel sha256": ", ".join(sorted(hashes_p)),
         "identical images": str(identical),
@@ -122,6 +131,7 @@ def main() -> None:
         print(f"{k:36} {v}")
     print("all hubctl times:", " ".join(f"{x:.2f}" for x in t_h))
     print("all plain times: ", " ".join(f"{x:.2f}" for x in t_p))
+    print("CPU s hubctl:", " ".join(f"{x:.2f}" for x in c_h), "; plain:", " ".join(f"{x:.2f}" for x in c_p))
     if args.write:
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
         md = [
@@ -140,6 +150,8 @@ def main() -> None:
             *[f"| {k} | {v} |" for k, v in rows.items()],
             "",
             "Per-run wall times (s): hubctl " + " ".join(f"{x:.2f}" for x in t_h) + "; plain " + " ".join(f"{x:.2f}" for x in t_p),
+            "",
+            "Per-run CPU times (s, user+sys): hubctl " + " ".join(f"{x:.2f}" for x in c_h) + "; plain " + " ".join(f"{x:.2f}" for x in c_p),
             "",
         ]
         args.write.parent.mkdir(parents=True, exist_ok=True)

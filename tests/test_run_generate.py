@@ -385,3 +385,15 @@ def test_separate_vae_replaces_the_base_vae(demo_hub, sd14, tmp_path):
     assert same["image_sha256"] == base["image_sha256"]
     assert mean_abs(base, swapped) > 1.0
     assert json.loads(Image.open(swapped["out_path"]).text["hubctl"])["vae"] == "other-vae 1.0"
+
+
+def test_sampler_choice_is_applied_and_written_in_a1111_words(demo_hub, sd14, tmp_path):
+    from hubctl.run.pngmeta import parse_a1111_parameters, read_png_chunks
+
+    lock = make_lock(sd14)
+    default = gen(lock, tmp_path, "default")
+    euler = gen(lock, tmp_path, "euler", sampler="euler_a")
+    assert parse_a1111_parameters(read_png_chunks(Path(euler["out_path"]))["parameters"])["Sampler"] == "Euler a"
+    assert euler["image_sha256"] != default["image_sha256"]
+    with pytest.raises(BadInput, match="--sampler warp"):
+        gen(lock, tmp_path, "x", sampler="warp")
