@@ -27,6 +27,7 @@ import hashlib
 import os
 import shutil
 import stat
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -315,7 +316,7 @@ def _make_read_only(folder: Path) -> None:
 
 
 def _rmtree(path: Path) -> None:
-    def onerror(func: Any, p: str, _exc: Any) -> None:  # read-only files inside: make writable, retry
+    def retry(func: Any, p: str, _exc: Any) -> None:  # read-only files inside: make writable, retry
         try:
             os.chmod(os.path.dirname(p), stat.S_IRWXU)
             os.chmod(p, stat.S_IRWXU)
@@ -324,7 +325,10 @@ def _rmtree(path: Path) -> None:
         func(p)
 
     if path.exists():
-        shutil.rmtree(path, onerror=onerror)  # noqa: B028 (onexc is 3.12+)
+        if sys.version_info >= (3, 12):
+            shutil.rmtree(path, onexc=retry)
+        else:  # pragma: no cover - version dependent
+            shutil.rmtree(path, onerror=retry)
 
 
 def build_demo_hub(out: Path) -> DemoHub:
