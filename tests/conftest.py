@@ -14,6 +14,11 @@ from pathlib import Path
 
 import pytest
 
+# Two xdist workers share two cores: one torch thread each keeps tiny generations fast (and the same
+# bytes: results do not depend on the thread count for the tiny models, but timings do by 10x).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
 pytest_plugins = [
     "tests.fixtures.servers",
     "tests.fixtures.demo",
@@ -30,8 +35,9 @@ def hubctl_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
     monkeypatch.setenv("HF_HUB_CACHE", str(home / "hf" / "hub"))
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
     monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUBCTL_DATABASE_URL", "CIVITAI_TOKEN"):
+    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUBCTL_DATABASE_URL", "CIVITAI_TOKEN", "HF_ENDPOINT", "HF_HUB_OFFLINE"):
         monkeypatch.delenv(var, raising=False)
+    isolate_huggingface_hub(monkeypatch)
     yield home
     from hubctl import db
 
@@ -68,3 +74,20 @@ def cli():
         return CliResult(r.exit_code, r.stdout, r.stderr)
 
     return run
+
+
+def isolate_huggingface_hub(monkeypatch: pytest.MonkeyPatch) -> None:
+    """huggingface_hub reads its cache and token paths once, at import: point them at this test's HF_HOME
+    so no test sees another test's cache, or the user's real cache and stored token."""
+    import huggingface_hub.constants as constants
+
+    home = os.environ["HF_HOME"]
+    hub_cache = os.environ.get("HF_HUB_CACHE", os.path.join(home, "hub"))
+    monkeypatch.setattr(constants, "HF_HOME", home)
+    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "default_cache_path"):
+        if hasattr(constants, name):
+            monkeypatch.setattr(constants, name, hub_cache)
+    for name, value in (("HF_ASSETS_CACHE", "assets"), ("HF_XET_CACHE", "xet"), ("HF_TOKEN_PATH", "token"),
+                        ("HF_STORED_TOKENS_PATH", "stored_tokens"), ("AGENT_HARNESSES_PATH", ".agent_harnesses.json")):
+        if hasattr(constants, name):
+            monkeypatch.setattr(constants, name, os.path.join(home, value))
