@@ -164,6 +164,11 @@ def _default_name(location: str) -> str:
 def _classify(location: str) -> tuple[str, RegistryKind]:
     """Normalise a user-given location and tell its kind; raise BadInput when it is not a registry."""
     if _is_url(location):
+        if redact(location) != location:
+            raise BadInput(
+                f"'{redact(location)}': a registry URL must not carry credentials (they would be stored in "
+                "registries.toml and the index); serve the index without them"
+            )
         return location, "url"
     if location.startswith("file://"):
         from urllib.parse import unquote, urlsplit

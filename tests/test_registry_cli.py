@@ -355,3 +355,12 @@ def test_adding_a_registry_that_shadows_a_package_warns_and_keeps_the_first(cli,
     assert "warning: package 'pokemon-lora' of registry 'clash' is shadowed by registry 'default'" in r.stderr
     assert cli("info", "pokemon-lora", "--json").json()["registry"] == "default"
     assert cli("search", "paper", "--json").stderr == ""  # said once, at add time, not on every search
+
+
+def test_a_registry_url_with_credentials_is_refused_and_the_secret_is_not_echoed(cli, hubctl_home) -> None:
+    r = cli("registry", "add", "https://user:s3cret-pass@example.org/index.json?token=hf_abcdefghijklmnop")
+    assert r.exit_code == 2
+    line = one_line_error(r)
+    assert "must not carry credentials" in line
+    assert "s3cret-pass" not in r.output and "hf_abcdefghijklmnop" not in r.output
+    assert not (hubctl_home / "registries.toml").exists()
