@@ -85,3 +85,35 @@ def test_truncated_adapter_is_bad_input(cli, sparse, tmp_path) -> None:
     Path(f).write_bytes(f.read_bytes()[:-10])
     r = cli("check", sparse.get("sd1-ldm"), f)
     assert r.exit_code == 2 and "incomplete download" in r.stderr
+
+
+def test_installed_package_is_checked_from_the_store(cli, sparse, tmp_path) -> None:
+    """Once installed, a package's files come from the store: its source may be gone."""
+    import shutil
+
+    src = tmp_path / "src"
+    src.mkdir()
+    lora = shutil.copy(sparse.get("sd2-lora-kohya"), src / "style.safetensors")
+    reg = tmp_path / "reg"
+    (reg / "manifests" / "lora").mkdir(parents=True)
+    (reg / "manifests" / "lora" / "sd2-style.toml").write_text(f'''
+name = "sd2-style"
+kind = "lora"
+[[versions]]
+version = "1.0"
+family = "sd2"
+[[versions.variants]]
+name = "fp16"
+files = [{{ path = "style.safetensors", source = "{Path(lora).as_uri()}" }}]
+''')
+    assert cli("registry", "add", reg).exit_code == 0
+    r = cli("install", "sd2-style")
+    assert r.exit_code == 0, r.output
+    Path(lora).unlink()
+    bad = cli("check", sparse.get("sd1-ldm"), "sd2-style", "--json")
+    assert bad.exit_code == 1, bad.output
+    reasons = [p["reason"] for p in bad.json()["problems"]]
+    assert reasons[0] == "sd2-style 1.0 is declared for SD2; sd1-ldm.safetensors is SD1"
+    assert reasons[1].startswith("sd2-style 1.0 is an SD2 LoRA (cross-attention 1024); sd1-ldm.safetensors is SD1 (768)")
+    assert "(header)" in bad.json()["checked"][0]["levels"]["structural"]
+    assert cli("check", sparse.get("sd2-diffusers"), "sd2-style").exit_code == 0

@@ -222,3 +222,18 @@ def test_truncated_component_in_a_folder_names_the_file(sparse, tmp_path) -> Non
         fh.truncate(f.stat().st_size - 1000)
     with pytest.raises(IncompleteFile, match=r"vae/diffusion_pytorch_model.safetensors: incomplete download"):
         probe(dst, families=FAMS)
+
+
+def test_hash_claims_in_metadata_are_checked_against_the_data(tmp_path) -> None:
+    import hashlib
+
+    vals = {"emb_params": b"\x02" * 64}
+    f = write_safetensors(tmp_path / "a.safetensors", {"emb_params": ("F32", [2, 768])}, values=vals)
+    raw = f.read_bytes()
+    data = hashlib.sha256(raw[8 + int.from_bytes(raw[:8], "little"):]).hexdigest()
+    good = write_safetensors(tmp_path / "g.safetensors", {"emb_params": ("F32", [2, 768])},
+                             {"modelspec.hash_sha256": "0x" + data}, values=vals)
+    bad = write_safetensors(tmp_path / "b.safetensors", {"emb_params": ("F32", [2, 768])},
+                            {"sshs_model_hash": "0" * 64}, values=vals)
+    assert "modelspec.hash_sha256 matches the data hash" in probe(good, families=FAMS, hash=True).notes
+    assert any("sshs_model_hash says" in n and "does not describe these weights" in n for n in probe(bad, families=FAMS, hash=True).notes)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hubctl.errors import BadInput
 from hubctl.probe.header import Header, TensorInfo, read_header
@@ -124,8 +124,26 @@ def probe(path_or_url: "str | os.PathLike[str]", *, families: "FamilyTable | Non
         from hubctl.hashes import file_hashes
 
         hashes = file_hashes(p, header.data_start)
-    return classify(header.tensors, header.metadata, families=fams, path=str(p), size=header.file_size,
-                    scalars=scalars, hashes=hashes)
+    out = classify(header.tensors, header.metadata, families=fams, path=str(p), size=header.file_size,
+                   scalars=scalars, hashes=hashes)
+    if hashes:
+        out = replace(out, notes=out.notes + tuple(_hash_claims(header.metadata, hashes)))
+    return out
+
+
+def _hash_claims(md: "dict[str, str] | Any", hashes: "dict[str, str]") -> list[str]:
+    """Compare the data-only hashes metadata claims (ModelSpec ``hash_sha256``, kohya ``sshs_model_hash``)
+    with the computed one: a mismatch means the tensors were changed after the metadata was written."""
+    notes = []
+    data = hashes.get("data_sha256")
+    for key in ("modelspec.hash_sha256", "sshs_model_hash"):
+        claim = str(md.get(key, "")).lower().removeprefix("0x")
+        if claim and data:
+            if claim == data:
+                notes.append(f"{key} matches the data hash")
+            else:
+                notes.append(f"{key} says {claim[:16]}... but the tensor data hashes to {data[:16]}...: the metadata does not describe these weights")
+    return notes
 
 
 def probe_files(files: "dict[str, Path]", *, families: "FamilyTable | None" = None, label: str = "") -> Probe:
