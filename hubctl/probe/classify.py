@@ -68,7 +68,19 @@ def unet_signature(unet: Mapping[str, tuple[int, ...]], sig: Signature, raw: Map
     sig.block_out_channels = chans or None
 
 
-def te_signature(mods: ModuleMap, sig: Signature, exact_count: bool) -> None:
+_TE_PREFIXES = {"text_encoder": ("cond_stage_model.", "conditioner.embedders.0.", "text_encoder.", "text_model.", "embeddings."),
+                "text_encoder_2": ("conditioner.embedders.1.", "text_encoder_2.")}
+
+
+def _raw_te(raw: Mapping[str, tuple[int, ...]] | None, comp: str, width: int) -> tuple[str, tuple[int, ...]] | None:
+    """The raw token-embedding key of a text encoder (what a user can find in the file)."""
+    for n, shp in (raw or {}).items():
+        if n.endswith("token_embedding.weight") and n.startswith(_TE_PREFIXES[comp]) and len(shp) == 2 and shp[1] == width:
+            return n, shp
+    return None
+
+
+def te_signature(mods: ModuleMap, sig: Signature, exact_count: bool, raw: Mapping[str, tuple[int, ...]] | None = None) -> None:
     """Fill ``sig`` from text encoder module maps (text_encoder, text_encoder_2)."""
     n = 0
     for idx, comp in enumerate(("text_encoder", "text_encoder_2")):
@@ -78,12 +90,15 @@ def te_signature(mods: ModuleMap, sig: Signature, exact_count: bool) -> None:
         n += 1
         q = "text_model.encoder.layers.0.self_attn.q_proj"
         if q in te:
-            sig.te_widths[idx] = te[q][0]
-            sig.evidence.append(Evidence(f"{comp}: {q}", (te[q][1], te[q][0]), f"text encoder {idx + 1} width {te[q][0]}"))
+            width = te[q][0]
+            sig.te_widths[idx] = width
+            r = _raw_te(raw, comp, width)
+            key, shp = r if r else (f"{comp}: {q}.weight", (te[q][1], width))
+            sig.evidence.append(Evidence(key, tuple(shp), f"text encoder {idx + 1} width {width}"))
         layers = {int(m.group(1)) for name in te for m in [_LAYER.match(name)] if m}
         if layers:
             sig.te_layers_exact[idx] = max(layers) + 1
-            sig.evidence.append(Evidence(f"{comp}: text_model.encoder.layers.*", None, f"text encoder {idx + 1} has {max(layers) + 1} layers"))
+            sig.evidence.append(Evidence(f"{comp}: {max(layers) + 1} encoder layers", None, f"text encoder {idx + 1} has {max(layers) + 1} layers"))
     if exact_count and n:
         sig.te_count = n
 
@@ -184,7 +199,7 @@ def classify(
             kind = "vae"
         if "unet" in modules or "controlnet" in modules:
             unet_signature(modules.get("unet") or modules["controlnet"], sig, shapes, "unet." if "unet" in modules else "controlnet.")
-        te_signature(modules, sig, exact_count=True)
+        te_signature(modules, sig, exact_count=True, raw=shapes)
     elif is_lora(names):
         kind = "lora"
         info = parse_lora(shapes, metadata, scalars)
@@ -209,7 +224,7 @@ def classify(
         kind, layout = "checkpoint", "ldm"
         modules = module_shapes(shapes)
         unet_signature(modules.get("unet", {}), sig, shapes, "model.diffusion_model.")
-        te_signature(modules, sig, exact_count=True)
+        te_signature(modules, sig, exact_count=True, raw=shapes)
         components = sorted(modules) + (["vae"] if any(n.startswith("first_stage_model.") for n in names) else [])
         if any(n.startswith("depth_model.") for n in names):
             notes.append("has a depth estimator (depth_model.*)")
@@ -233,7 +248,7 @@ def classify(
     elif any(n.startswith("text_model.") for n in names):
         kind, layout, components = "checkpoint", "diffusers", ["text_encoder"]
         modules = module_shapes(shapes, component="text_encoder")
-        te_signature(modules, sig, exact_count=False)
+        te_signature(modules, sig, exact_count=False, raw=shapes)
         notes.append("a text encoder on its own")
     else:
         kind, layout = "unknown", None
