@@ -163,8 +163,8 @@ def _fits(m: LoraModule, base: tuple[int, ...]) -> str | None:
         return f"expects {what}, the base has {have}"
     if m.in_features != b_in or m.out_features != b_out:
         return f"expects {m.in_features} -> {m.out_features}, the base has {b_in} -> {b_out}"
-    if m.kernel and b_kernel and m.algo == "full" and tuple(m.kernel) != b_kernel:
-        return f"expects a {m.kernel} kernel, the base has {b_kernel}"
+    if m.kernel and b_kernel and tuple(m.kernel) != b_kernel:
+        return f"expects a {m.kernel[0]}x{m.kernel[1]} conv, the base has a {b_kernel[0]}x{b_kernel[1]} conv"
     return None
 
 

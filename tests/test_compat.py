@@ -107,3 +107,27 @@ def test_check_paths_probes_files(sparse) -> None:
 
     assert check_paths(sparse.get("sd1-unet"), [sparse.get("sd1-controlnet-ldm"), sparse.get("sd1-emb-diffusers")], families=FAMS).compatible
     assert not check_paths(sparse.get("sd1-unet"), [sparse.get("sd2-controlnet-ldm")], families=FAMS).compatible
+
+
+def test_locon_conv_modules_are_checked_by_kernel(sparse, tmp_path) -> None:
+    """kohya LoCon adapts the ResNet convs too (3x3 down, 1x1 up); SDXL files name them the SGM way."""
+    mods = sparse.modules("sd1")["unet"]
+    t = {}
+    for m in ("down_blocks.0.resnets.0.conv1", "up_blocks.3.resnets.2.conv2", "mid_block.resnets.1.conv1"):
+        i, o, kh, kw = mods[m]
+        k = "lora_unet_" + m.replace(".", "_")
+        t[k + ".lora_down.weight"] = ("F16", [4, i, kh, kw])
+        t[k + ".lora_up.weight"] = ("F16", [o, 4, 1, 1])
+    good = probe(write_safetensors(tmp_path / "locon.safetensors", t), families=FAMS)
+    assert check_set(_p(sparse, "sd1-ldm"), [good], families=FAMS).compatible
+    t["lora_unet_down_blocks_0_resnets_0_conv1.lora_down.weight"] = ("F16", [4, 320, 1, 1])
+    bad = probe(write_safetensors(tmp_path / "bad.safetensors", t), families=FAMS)
+    v = check_set(_p(sparse, "sd1-ldm"), [bad], families=FAMS, labels=["base", "locon"])
+    assert not v.compatible and "expects a 1x1 conv, the base has a 3x3 conv" in v.problems[0].reason
+    # SGM names of an SDXL LoCon map onto the diffusers modules
+    x = sparse.modules("sdxl")["unet"]["down_blocks.1.resnets.0.conv1"]
+    sgm = {"lora_unet_input_blocks_4_0_in_layers_2.lora_down.weight": ("F16", [4, x[0], 3, 3]),
+           "lora_unet_input_blocks_4_0_in_layers_2.lora_up.weight": ("F16", [x[1], 4, 1, 1])}
+    p = probe(write_safetensors(tmp_path / "sgm.safetensors", sgm), families=FAMS)
+    v = check_set(_p(sparse, "sdxl-diffusers"), [p], families=FAMS)
+    assert v.compatible and v.checked[0]["levels"]["structural"].startswith("1 of 1 modules fit")
