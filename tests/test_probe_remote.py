@@ -113,3 +113,16 @@ def test_hub_offline_mode_is_honoured(monkeypatch) -> None:
     monkeypatch.setattr(c, "HF_HUB_OFFLINE", True)
     with pytest.raises(SourceError, match="HF_HUB_OFFLINE"):
         probe("hf://org/x/y.safetensors", families=FAMS)
+
+
+def test_url_token_never_appears_in_output(cli, http_server) -> None:
+    url = http_server.url_for("/missing.safetensors") + "?token=sekrit-abc123"
+    r = cli("inspect", url)
+    assert r.exit_code == 3
+    assert "sekrit-abc123" not in r.output and "token=***" in r.stderr
+
+
+def test_protected_https_file_without_auth_is_a_clear_source_error(cli, http_server, sparse) -> None:
+    http_server.add_file("/p/e.safetensors", sparse.get("sd1-emb-kohya"), token="t0ken-xyz")
+    r = cli("inspect", http_server.url_for("/p/e.safetensors"))
+    assert r.exit_code == 3 and "needs authentication" in r.stderr
