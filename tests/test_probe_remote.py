@@ -122,7 +122,12 @@ def test_url_token_never_appears_in_output(cli, http_server) -> None:
     assert "sekrit-abc123" not in r.output and "token=***" in r.stderr
 
 
-def test_protected_https_file_without_auth_is_a_clear_source_error(cli, http_server, sparse) -> None:
+def test_protected_https_file_needs_the_hosts_token_from_the_environment(cli, http_server, sparse, monkeypatch) -> None:
     http_server.add_file("/p/e.safetensors", sparse.get("sd1-emb-kohya"), token="t0ken-xyz")
     r = cli("inspect", http_server.url_for("/p/e.safetensors"))
     assert r.exit_code == 3 and "needs authentication" in r.stderr
+    port = http_server.url.rsplit(":", 1)[1]
+    monkeypatch.setenv(f"HUBCTL_AUTH_127_0_0_1_{port}", "t0ken-xyz")
+    ok = cli("inspect", http_server.url_for("/p/e.safetensors"), "--json")
+    assert ok.exit_code == 0 and ok.json()["family"] == "sd1"
+    assert "t0ken-xyz" not in ok.output

@@ -76,7 +76,13 @@ def probe(path_or_url: "str | os.PathLike[str]", *, families: "FamilyTable | Non
         if s.startswith("hf://"):
             url, headers, origin = hf_resolve(s)
         else:
-            url, headers, origin = s, {}, s
+            from urllib.parse import urlsplit
+
+            from hubctl.sources.http import auth_header_for
+
+            parts = urlsplit(s)
+            auth, _var = auth_header_for(parts.hostname or "", parts.port)  # per-host token from the environment
+            url, headers, origin = s, ({"Authorization": auth} if auth else {}), s
         rr = read_remote_header(url, headers, origin=origin)
         if hash:
             raise BadInput("--hash needs the file on disk (a remote hash would download it)", context=origin)
