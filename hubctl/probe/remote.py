@@ -66,7 +66,8 @@ def _open(url: str, headers: dict[str, str], origin: str) -> Any:
             e.close()
             if code == 416:
                 raise IncompleteFile("incomplete download: the server has no bytes in range 0-100000 (empty file)", context=origin) from None
-            what = {401: "needs authentication (set HF_TOKEN or the host's token)", 403: "access denied",
+            what = {401: "needs authentication (set HF_TOKEN for the Hub, CIVITAI_TOKEN for civitai.com, or HUBCTL_AUTH_<HOST>)",
+                    403: "access denied",
                     404: "not found"}.get(code, f"server answered HTTP {code}")
             raise SourceError(what, context=origin) from None
         except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
