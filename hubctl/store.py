@@ -392,7 +392,8 @@ class Store:
             _unlink(tmp)
         else:
             os.rename(tmp, dest)
-            fsync_dir(dest.parent)
+            if _fsync_enabled():  # (with HUBCTL_FSYNC=0 not even the folder: on ext4 that flushes the data too)
+                fsync_dir(dest.parent)
         self.record(digest, dest)
         return dest
 
