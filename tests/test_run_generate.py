@@ -397,3 +397,21 @@ def test_sampler_choice_is_applied_and_written_in_a1111_words(demo_hub, sd14, tm
     assert euler["image_sha256"] != default["image_sha256"]
     with pytest.raises(BadInput, match="--sampler warp"):
         gen(lock, tmp_path, "x", sampler="warp")
+
+
+def test_replay_uses_the_recorded_cpu_thread_count(demo_hub, sd14, tmp_path):
+    import torch
+
+    from hubctl.run.generate import replay
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        first = gen(make_lock(sd14), tmp_path, "one-thread")
+        assert first["params"]["cpu_threads"] == 1
+        torch.set_num_threads(2)
+        res = replay(first["id"], out=str(tmp_path / "again.png"))
+        assert res["match"] is True
+        assert torch.get_num_threads() == 2, "the caller's thread count is restored"
+    finally:
+        torch.set_num_threads(before)

@@ -167,7 +167,10 @@ def run_generate(req: GenerateRequest, *, lock: "Lock | None" = None, lock_path:
         out = out / f"{run_id}.png"
     versions = library_versions()
     params = {k: v for k, v in asdict(req).items() if k not in ("out",)}
+    import torch
+
     params.update(seed=seed, width=facts["width"], height=facts["height"], loras=dict(asm.loras),
+                  cpu_threads=torch.get_num_threads() if asm.device == "cpu" else None,
                   controlnet=req.controlnet, control_image_sha256=facts.get("control_image_sha256"))
     if req.control_image:
         params["control_image"] = str(Path(req.control_image).resolve())
@@ -182,7 +185,7 @@ def run_generate(req: GenerateRequest, *, lock: "Lock | None" = None, lock_path:
         "device": asm.device, "dtype": asm.dtype, "attention": asm.attention.backend, "attention_reason": asm.attention.reason,
         "prediction": asm.prediction, "loras": asm.loras, "fused": asm.fused, "embeddings": asm.embeddings,
         "controlnet": asm.controlnet, "vae": asm.vae, "seed": seed, "replay_of": replay_of,
-        "warnings": list(vset.warnings),
+        "warnings": list(vset.warnings), "cpu_threads": params["cpu_threads"],
     }
     pix = pixel_sha256(image)
     png_sha = write_png(out, image, parameters, provenance)
@@ -224,7 +227,8 @@ def _pixel_difference(a_path: str, b_path: str) -> dict[str, Any] | None:
 
 def replay(run_id: str, *, out: str | None = None, device: str | None = None, dtype: str | None = None) -> dict[str, Any]:
     """Run a recorded run again from its record (no lock file needed) and compare the pixel hashes.
-    On CPU a mismatch is a refusal (exit 1); on a GPU the difference is reported."""
+    On CPU (with the recorded thread count, since CPU kernels' results depend on it) a mismatch is a
+    refusal (exit 1, in the CLI); on a GPU the difference is reported."""
     from hubctl import runs
     from hubctl.lock import Lock
 
@@ -242,7 +246,16 @@ def replay(run_id: str, *, out: str | None = None, device: str | None = None, dt
         p = Path(req.control_image)
         if not p.is_file() or hashlib.sha256(p.read_bytes()).hexdigest() != params["control_image_sha256"]:
             raise Refused(f"{p}: the control image of run {rec.id} is missing or changed")
-    new = run_generate(req, lock=lock, lock_path=rec.lock_path or None, replay_of=rec.id)
+    import torch
+
+    threads = params.get("cpu_threads")
+    before = torch.get_num_threads()
+    if threads and (req.device == "cpu"):
+        torch.set_num_threads(int(threads))  # CPU results depend on the thread count: use the recorded one
+    try:
+        new = run_generate(req, lock=lock, lock_path=rec.lock_path or None, replay_of=rec.id)
+    finally:
+        torch.set_num_threads(before)
     match = new["image_sha256"] == rec.image_sha256
     result = {"run": rec.id, "replay": new["id"], "match": match, "original_image_sha256": rec.image_sha256,
               "replay_image_sha256": new["image_sha256"], "device": new["device"], "out_path": new["out_path"]}
