@@ -135,8 +135,12 @@ def main() -> None:
         store._commit(real, sha)
         blob = store.blob_path(sha)
         subprocess.run(["cat", str(blob)], stdout=subprocess.DEVNULL, check=True)  # page cache, for both
-        ours, theirs = [], []
+        ours, theirs, ossl = [], [], []
         for _ in range(3):
+            if shutil.which("openssl"):
+                t0 = time.perf_counter()
+                subprocess.run(["openssl", "dgst", "-sha256", str(blob)], check=True, capture_output=True)
+                ossl.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             out = subprocess.run(["sha256sum", str(blob)], check=True, capture_output=True, text=True).stdout
             theirs.append(time.perf_counter() - t0)
@@ -164,6 +168,14 @@ def main() -> None:
         f"| `--full` rehash, best of 3 | {mib / min(ours):.0f} MiB/s ({min(ours):.2f} s) | |",
         f"| `sha256sum`, best of 3 | {mib / min(theirs):.0f} MiB/s ({min(theirs):.2f} s) | |",
         f"| `--full` vs `sha256sum` | {min(theirs) / min(ours) * 100:.0f}% | >= 90% |",
+    ]
+    if ossl:
+        lines.append(f"| (for reference: `openssl dgst -sha256`, SHA-NI like hashlib) | {mib / min(ossl):.0f} MiB/s; "
+                     f"`--full` at {min(ossl) / min(ours) * 100:.0f}% of it | |")
+    lines += [
+        "",
+        "The fast path is one SELECT of the installed files and the stat cache (sqlite3, no SQLAlchemy import) and",
+        "one stat per file; the CLI wall is mostly Python start-up and typer/rich imports.",
         "",
     ]
     text = "\n".join(lines)
