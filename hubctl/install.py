@@ -47,7 +47,7 @@ _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 # --------------------------------------------------------------------------------------------- pinning
 
 
-def pin_file(ref: "FileRef") -> LockedFile:
+def pin_file(ref: "FileRef", *, progress: "bool | ProgressSink" = False) -> LockedFile:
     """Pin one manifest file: the source with its revision resolved to a 40-hex commit, its size and sha256.
 
     Nothing travels when the manifest already says everything and the source is pinned. Otherwise the
@@ -86,14 +86,16 @@ def pin_file(ref: "FileRef") -> LockedFile:
     elif sha is not None and size is None:
         size = src.stat().size  # the sha256 is known: a HEAD for the size is enough
     if sha is None or size is None:
-        res = _fetch_unknown(src, url, sha, size)
+        res = _fetch_unknown(src, url, sha, size, progress)
         if sha is not None and res.sha256 != sha:  # fetch() already refuses this; belt and braces
             raise Refused(f"{redact(url)}: sha256 {res.sha256} differs from the manifest's {sha}")
         sha, size = res.sha256, res.size
     return LockedFile(path=ref.path, url=url, size=int(size), sha256=sha, requested_revision=requested)
 
 
-def _fetch_unknown(src: Any, url: str, sha: Optional[str], size: Optional[int]) -> "FetchResult":
+def _fetch_unknown(src: Any, url: str, sha: Optional[str], size: Optional[int],
+                   progress: "bool | ProgressSink" = False) -> "FetchResult":
+    from hubctl.progress import make_progress
     from hubctl.sources.base import url_key
     from hubctl.store import Store
 
@@ -101,14 +103,18 @@ def _fetch_unknown(src: Any, url: str, sha: Optional[str], size: Optional[int]) 
     cached = src.cached_blob(sha)
     if cached is not None and sha is None:
         return store.import_file(cached, label=redact(url))
-    with store.using():
-        return store.fetch(
-            sha256=sha,
-            size=size,
-            key=url_key(url),
-            label=redact(url),
-            download=lambda pf: src.download(pf, expected_size=size),
-        )
+    with make_progress(progress) as prog, store.using():
+        task = prog.task(f"pinning {redact(url).rsplit('/', 1)[-1]}", size)
+        try:
+            return store.fetch(
+                sha256=sha,
+                size=size,
+                key=url_key(url),
+                label=redact(url),
+                download=lambda pf: src.download(pf, expected_size=size, progress=task.advance),
+            )
+        finally:
+            task.done()
 
 
 # --------------------------------------------------------------------------------------------- install
@@ -361,7 +367,7 @@ def install(
                       "name one to change it, or `hubctl uninstall` it)") from None
     picks = [pk for pk in res.picks if pk.name in named or not any(canonicalize_name(k.name) == pk.name for k in keep)]
     res = replace(res, picks=picks)
-    packages = pin(res, previous=Lock(packages=list(current)))
+    packages = pin(res, previous=Lock(packages=list(current)), pin_file=lambda ref: pin_file(ref, progress=progress))
     return install_packages(packages, progress=progress)
 
 
