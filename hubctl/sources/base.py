@@ -35,7 +35,11 @@ class RemoteStat:
 
 
 class Sink(Protocol):
-    """Where a download writes: :class:`hubctl.store.PartialFile` (thread-safe, resumable)."""
+    """Where a download writes: :class:`hubctl.partial.PartialFile` (thread-safe, resumable). ``plan`` returns
+    the parts still to fetch (resuming what an earlier attempt left); ``write(part, data)`` appends at
+    ``part.done``; ``restart_single`` starts over from byte 0 as one part (a server that ignores Range)."""
+
+    parts: list  # type: ignore[type-arg]
 
     def plan(self, size: Optional[int], validator: Optional[str], nparts: int = 1) -> list: ...
 
