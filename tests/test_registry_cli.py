@@ -364,3 +364,11 @@ def test_a_registry_url_with_credentials_is_refused_and_the_secret_is_not_echoed
     assert "must not carry credentials" in line
     assert "s3cret-pass" not in r.output and "hf_abcdefghijklmnop" not in r.output
     assert not (hubctl_home / "registries.toml").exists()
+
+
+def test_info_shows_a_version_licence_that_differs_from_the_package(cli) -> None:
+    text = cli("info", "easynegative").stdout
+    assert "  licence: other" in text  # the package's
+    v2 = text[text.index("\n2.0"):text.index("\n1.0")]
+    assert "licence: creativeml-openrail-m" in v2 and "tokens: EasyNegativeV2" in v2
+    assert "from https://civitai.com/api/download/models/9208" in text

@@ -367,6 +367,8 @@ def _render_info(m: "Manifest", registry: str, versions: list[Any], idx: "Index"
             lines.append(("trigger", ", ".join(v.trigger)))
         if v.tokens:
             lines.append(("tokens", ", ".join(v.tokens)))
+        if v.license:
+            lines.append(("licence", v.license))
         if v.released:
             lines.append(("released", v.released))
         if v.notes:
