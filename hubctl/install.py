@@ -443,9 +443,10 @@ def verify_installed(*, full: bool = False, packages: Optional[list[LockedPackag
     return rep
 
 
-def gc(*, dry_run: bool = False) -> "GcReport":
-    """Remove blobs no installed package references (and abandoned partial downloads)."""
+def gc(*, dry_run: bool = False, on_wait: Optional[Any] = None) -> "GcReport":
+    """Remove blobs no installed package references (and abandoned partial downloads). Waits for running
+    installs (``on_wait`` is called once if it must), then reads the references under the store lock."""
     from hubctl.installed import referenced_blobs
     from hubctl.store import Store
 
-    return Store().gc(referenced_blobs(), dry_run=dry_run)
+    return Store().gc(referenced_blobs, dry_run=dry_run, on_wait=on_wait)

@@ -498,12 +498,14 @@ class Store:
             c.execute(text("DELETE FROM store_blobs WHERE sha256 = :s"), {"s": sha256})
         return size
 
-    def gc(self, referenced: Iterable[str], *, dry_run: bool = False) -> GcReport:
-        """Remove blobs nobody references, and partial downloads no process is working on.
-        Takes the store lock exclusively, so no install adds references meanwhile."""
-        keep = set(referenced)
+    def gc(self, referenced: "Iterable[str] | Callable[[], Iterable[str]]", *, dry_run: bool = False,
+           on_wait: Callable[[], None] | None = None) -> GcReport:
+        """Remove blobs nobody references, and partial downloads no process is working on. Takes the store
+        lock exclusively (waiting for running installs), so no install adds references meanwhile; pass
+        ``referenced`` as a callable so the references are read under that lock."""
         rep = GcReport(dry_run=dry_run)
-        with self.lock("store"):
+        with self.lock("store", on_wait=on_wait):
+            keep = set(referenced() if callable(referenced) else referenced)
             for sha, path in list(self.iter_blobs()):
                 if sha in keep:
                     continue

@@ -9,6 +9,7 @@ import hashlib
 import os
 import stat
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -232,3 +233,29 @@ def test_gc_removes_only_unreferenced_blobs_and_dry_run_removes_nothing(tmp_path
 def test_sha256_file_matches_hashlib(tmp_path):
     p, data, sha = _file(tmp_path, "a.bin", 9_000_001)
     assert sha256_file(p) == (sha, len(data))
+
+
+def test_gc_waits_for_a_running_install_and_reads_references_under_the_lock(tmp_path):
+    src, data, sha = _file(tmp_path, "a.bin", 10_000, seed=5)
+    st = Store()
+    refs: set[str] = set()
+    done = threading.Event()
+    waited = []
+
+    holding = threading.Event()
+
+    def install() -> None:
+        with st.using():  # what install_packages holds while it fetches and records
+            holding.set()
+            st.fetch(sha256=sha, size=len(data), download=_local_download(src))
+            time.sleep(0.3)
+            refs.add(sha)  # recorded as installed before the lock is released
+        done.set()
+
+    t = threading.Thread(target=install)
+    t.start()
+    assert holding.wait(10)
+    rep = st.gc(lambda: set(refs), on_wait=lambda: waited.append(1))
+    t.join()
+    assert waited == [1] and done.is_set()
+    assert rep.removed == [] and st.has_blob(sha)

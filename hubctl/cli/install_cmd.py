@@ -174,7 +174,7 @@ def gc(
     from hubctl.cli.output import err, print_json
     from hubctl.install import gc as do_gc
 
-    rep = do_gc(dry_run=dry_run)
+    rep = do_gc(dry_run=dry_run, on_wait=None if json_ else lambda: err().print("waiting for a running install to finish ..."))
     if json_:
         print_json({"dry_run": rep.dry_run, "removed": rep.removed, "partials": rep.partials_removed, "freed": rep.freed})
         return
