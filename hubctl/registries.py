@@ -8,7 +8,7 @@ kept in ``$HUBCTL_HOME/registries.toml`` (written atomically). A registry is one
   and refreshed by ``hubctl registry update``.
 
 This module owns the configuration file and the cached copies of URL indexes. It does not parse
-manifests itself: adding or updating a registry asks :mod:`hubctl.index` to compile, and only when
+manifests itself: adding or updating a registry asks :mod:`hubctl.index_compile` to compile, and only when
 that succeeds is the configuration written, so a bad registry changes nothing.
 
 ``registries.toml``::
@@ -217,7 +217,7 @@ def add_registry(location: str, name: str | None = None) -> RegistryEntry:
     """
     import os
 
-    from hubctl.index import rebuild_index
+    from hubctl.index_compile import rebuild_index
 
     location, kind = _classify(location.strip())
     if name is None:
@@ -274,7 +274,7 @@ def update_registries(name: str | None = None) -> list[RegistryEntry]:
     cached copy of a URL index) in place."""
     import os
 
-    from hubctl.index import rebuild_index
+    from hubctl.index_compile import rebuild_index
 
     entries = list_registries()
     targets = entries if name is None else [get_registry(name)]
