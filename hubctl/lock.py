@@ -1,5 +1,4 @@
-"""The lockfile: its value types, TOML read/write (sorted, byte-stable), the inputs digest, pinning a
-resolution into locked packages, and the comparison of two locks (what changed, by package).
+"""The lockfile: its value types, TOML read/write (sorted, byte-stable) and the inputs digest.
 
 Vocabulary follows PEP 751 (pylock.toml) where it fits::
 
@@ -26,9 +25,10 @@ Vocabulary follows PEP 751 (pylock.toml) where it fits::
     size = 1234
     hashes = {sha256 = "..."}
 
-This module reads and writes lock files and decides; it never fetches (pinning an unpinned hf file
-goes through ``hubctl.install.pin_file``) and never touches the store. Comparing two locks is
-:mod:`hubctl.lock_diff`; the lock's JSON Schema is :mod:`hubctl.lock_schema`.
+This module reads and writes lock files and decides; it never fetches, never resolves and never
+touches the store. Turning a resolution into locked packages (pinning) is :mod:`hubctl.lock_pin`, whose
+``pin`` and ``pin_file_offline`` are re-exported here; comparing two locks is :mod:`hubctl.lock_diff`;
+the lock's JSON Schema is :mod:`hubctl.lock_schema`.
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ import hashlib
 import json
 import re
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from hubctl.errors import BadInput
 
@@ -47,10 +47,6 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
-
-if TYPE_CHECKING:
-    from hubctl.manifest import FileRef
-    from hubctl.resolve import Resolution
 
 __all__ = [
     "LOCK_VERSION",
@@ -403,63 +399,13 @@ def read_lock(path: Path) -> Lock:
     return loads_lock(text, origin=str(path))
 
 
-# --------------------------------------------------------------------------------------------- pin
+# --------------------------------------------------------------------------------------------- pin (re-exported)
 
 
-def pin_file_offline(ref: "FileRef") -> LockedFile | None:
-    """A LockedFile without any network when the manifest already says everything (sha256, size, and a
-    source that is pinned: a 40-hex hf commit, https, or file); None when it must be asked."""
-    if ref.sha256 is None or ref.size is None:
-        return None
-    src = ref.source_ref
-    if not src.pinned:
-        return None
-    return LockedFile(path=ref.path, url=ref.source, size=ref.size, sha256=ref.sha256)
+def __getattr__(name: str) -> Any:
+    """``pin`` and ``pin_file_offline`` live in :mod:`hubctl.lock_pin`; importable from here as before."""
+    if name in ("pin", "pin_file_offline"):
+        from hubctl import lock_pin
 
-
-def pin(
-    resolution: "Resolution",
-    *,
-    previous: Lock | None = None,
-    pin_file: Callable[["FileRef"], LockedFile] | None = None,
-) -> list[LockedPackage]:
-    """Turn a resolution into locked packages. Files of a package that ``previous`` already locks at the
-    same version and variant keep their pins (no network); files the manifest fully pins are taken as
-    they are; the rest go through ``pin_file`` (default ``hubctl.install.pin_file``: resolves hf revisions
-    to 40-hex commits and fills size and sha256)."""
-    out: list[LockedPackage] = []
-    for p in resolution.picks:
-        old = previous.get(p.name) if previous is not None else None
-        kept = {f.path: f for f in old.files} if old and (old.version, old.variant) == (p.version, p.variant) else {}
-        files = []
-        for ref in p.variant_info.files:
-            lf = kept.get(ref.path)
-            if lf is not None and ref.sha256 not in (None, lf.sha256):
-                lf = None  # the registry now says another hash for this file: pin again
-            if lf is None:
-                lf = pin_file_offline(ref)
-            if lf is None:
-                if pin_file is None:
-                    from hubctl.install import pin_file as install_pin_file
-
-                    pin_file = install_pin_file
-                lf = pin_file(ref)
-            files.append(replace(lf, path=ref.path))
-        v = p.version_info
-        out.append(
-            LockedPackage(
-                name=p.name,
-                version=p.version,
-                kind=p.kind,
-                family=p.family,
-                variant=p.variant,
-                files=tuple(sorted(files, key=lambda f: f.path)),
-                prediction=v.prediction,
-                layout=p.variant_info.layout,
-                dtype=p.variant_info.dtype,
-                tokens=tuple(v.tokens),
-                trigger=tuple(v.trigger),
-                requires=tuple(v.requires),
-            )
-        )
-    return out
+        return getattr(lock_pin, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

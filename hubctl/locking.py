@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from hubctl.errors import BadInput, Refused
-from hubctl.lock import Lock, LockedPackage, inputs_digest, pin, read_lock, write_lock
+from hubctl.lock import Lock, LockedPackage, inputs_digest, read_lock, write_lock
+from hubctl.lock_pin import pin
 from hubctl.lock_diff import Change, diff_packages, format_change
 from hubctl.project import Project
 

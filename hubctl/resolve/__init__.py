@@ -4,7 +4,7 @@ Split by role like pip's resolvelib integration: ``requirements.py`` (parsing, t
 requirement), ``candidates.py``, ``provider.py`` (what resolvelib calls), ``reporter.py`` (why no set
 exists, in plain words), ``variants.py`` (dtype and VRAM). This module holds the entry point and the
 result types. Pure: it reads manifests only through ``index.get(name)``; it never fetches, pins or
-writes anything (pinning is :func:`hubctl.lock.pin`).
+writes anything (pinning is :func:`hubctl.lock_pin.pin`).
 
 Rules: PEP 440 specifiers; pre-releases excluded unless ``pre`` or a requirement names one (as pip);
 every version depends on the virtual requirement ``family == its family`` so an adapter joins only a
