@@ -67,12 +67,15 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--hub", type=Path, default=None, help="an existing demo hub (built if left out)")
+    ap.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS for both children (steadier on a busy machine)")
     ap.add_argument("--write", type=Path, default=None, help="write the figures as markdown here")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-generate-"))
     env = dict(os.environ, HUBCTL_HOME=str(work / "home"), HF_HUB_OFFLINE="1", HF_HOME=str(work / "hf"),
                PYTHONWARNINGS="ignore")
+    if args.threads:
+        env.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     hub_root = args.hub
     if hub_root is None:
         hub_root = work / "hub"
@@ -125,7 +128,8 @@ def main() -> None:
         "hubctl pixel sha256": ", ".join(sorted(hashes_h)),
         "plain pixel sha256": ", ".join(sorted(hashes_p)),
         "identical images": str(identical),
-        "runs": f"{args.rounds} each, alternating, fresh processes; {args.steps} steps, 64x64, CPU fp32",
+        "runs": f"{args.rounds} each, alternating, fresh processes; {args.steps} steps, 64x64, CPU fp32"
+                + (f", OMP_NUM_THREADS={args.threads}" if args.threads else ""),
     }
     for k, v in rows.items():
         print(f"{k:36} {v}")
@@ -138,7 +142,8 @@ def main() -> None:
             "# generate: hubctl generate vs plain diffusers (CPU, tiny demo set)",
             "",
             f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, load average at the end {load:.1f}.",
-            f"Command: `python bench/bench_generate.py --rounds {args.rounds} --steps {args.steps} --write {args.write}`",
+            f"Command: `python bench/bench_generate.py --rounds {args.rounds} --steps {args.steps}"
+            + (f" --threads {args.threads}" if args.threads else "") + f" --write {args.write}`",
             "",
             "Set: demo-sd 1.4 (diffusers layout) + demo-style 1.0 (kohya LoRA, weight 0.8, fused) + demo-token 1.0 (embedding).",
             "hubctl's time includes CLI start-up, lock read, store verification (stat cache), the header-only",
