@@ -9,7 +9,6 @@ hubctl.run.verify) and never writes outputs (hubctl.run.generate).
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -273,6 +272,3 @@ def assemble(vset: VerifiedSet, opts: AssemblyOptions | None = None) -> Assemble
     asm.attention = choose_attention(pipe, device, torch_dtype, opts.attention)
     return asm
 
-
-def describe(asm: Assembled) -> str:
-    return json.dumps({"device": asm.device, "dtype": asm.dtype, "attention": asm.attention.backend})
