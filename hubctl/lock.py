@@ -387,15 +387,10 @@ def loads_lock(text: str, *, origin: str = "hubctl.lock") -> Lock:
 
 def read_lock(path: Path) -> Lock:
     """Read and validate a lock file (BadInput naming the file on any problem)."""
+    from hubctl.fsutil import read_text_input
+
     path = Path(path)
-    try:
-        text = path.read_text("utf-8")
-    except FileNotFoundError:
-        raise BadInput("no such lock file; run `hubctl lock` first", context=str(path)) from None
-    except UnicodeDecodeError:
-        raise BadInput("is not UTF-8 text", context=str(path)) from None
-    except OSError as e:
-        raise BadInput(f"cannot read lock file ({e.strerror or e})", context=str(path)) from None
+    text = read_text_input(path, missing="no such lock file; run `hubctl lock` first", cannot="cannot read lock file")
     return loads_lock(text, origin=str(path))
 
 

@@ -144,17 +144,13 @@ def _parse_table(data: Mapping[str, Any], *, origin: str, prefix: str, allowed_e
 
 
 def _load_toml(path: Path) -> dict[str, Any]:
-    origin = str(path)
+    from hubctl.fsutil import read_text_input
+
+    text = read_text_input(path)
     try:
-        return tomllib.loads(path.read_text("utf-8"))
-    except FileNotFoundError:
-        raise BadInput("no such file", context=origin) from None
-    except UnicodeDecodeError:
-        raise BadInput("is not UTF-8 text", context=origin) from None
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise BadInput(f"invalid TOML: {e}", context=origin) from None
-    except OSError as e:
-        raise BadInput(f"cannot read ({e.strerror or e})", context=origin) from None
+        raise BadInput(f"invalid TOML: {e}", context=str(path)) from None
 
 
 def read_project_file(path: Path) -> Project:
@@ -239,15 +235,10 @@ def parse_inline_block(text: str, *, origin: str = "<script>") -> tuple[tuple[st
 
 def read_script(path: Path) -> Project:
     """The project a script declares inline."""
+    from hubctl.fsutil import read_text_input
+
     path = Path(path)
-    try:
-        text = path.read_text("utf-8")
-    except FileNotFoundError:
-        raise BadInput("no such script", context=str(path)) from None
-    except UnicodeDecodeError:
-        raise BadInput("is not UTF-8 text", context=str(path)) from None
-    except OSError as e:
-        raise BadInput(f"cannot read ({e.strerror or e})", context=str(path)) from None
+    text = read_text_input(path, missing="no such script")
     requires, settings = parse_inline_block(text, origin=str(path))
     return Project(path.resolve(), "script", requires, settings)
 
