@@ -16,7 +16,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 from hubctl.errors import BadInput, IncompleteFile
 
@@ -212,11 +212,13 @@ def parse_header_prefix(buf: bytes, *, origin: str = "", file_size: int | None =
     return parse_header_json(bytes(buf[8 : 8 + n]), origin=origin, file_size=file_size)
 
 
-def _read_exact(f: BinaryIO, n: int) -> bytes:
+def read_up_to(f: Any, n: int, *, chunk: int = 8 << 20) -> bytes:
+    """Up to ``n`` bytes from a stream (a file or an HTTP response), fewer only where it ends first;
+    read ``chunk`` bytes at a time."""
     chunks = []
     left = n
     while left > 0:
-        b = f.read(min(left, 8 << 20))
+        b = f.read(min(left, chunk))
         if not b:
             break
         chunks.append(b)
@@ -231,9 +233,9 @@ def read_header(path: str | os.PathLike[str]) -> Header:
     try:
         with open(p, "rb") as f:
             size = os.fstat(f.fileno()).st_size
-            prefix = _read_exact(f, 8)
+            prefix = read_up_to(f, 8)
             n = header_length(prefix, origin=origin, file_size=size)
-            raw = _read_exact(f, n)
+            raw = read_up_to(f, n)
     except FileNotFoundError:
         raise BadInput("no such file", context=origin) from None
     except IsADirectoryError:

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from hubctl.errors import BadInput, IncompleteFile, SourceError, redact
-from hubctl.probe.header import Header, header_length, parse_header_json
+from hubctl.probe.header import Header, header_length, parse_header_json, read_up_to
 
 __all__ = ["FIRST_RANGE", "RemoteRead", "read_remote_header", "hf_resolve"]
 
@@ -77,14 +77,7 @@ def _open(url: str, headers: dict[str, str], origin: str) -> Any:
 
 
 def _read(resp: Any, n: int) -> bytes:
-    chunks, left = [], n
-    while left > 0:
-        b = resp.read(min(left, 1 << 16))
-        if not b:
-            break
-        chunks.append(b)
-        left -= len(b)
-    return b"".join(chunks)
+    return read_up_to(resp, n, chunk=1 << 16)
 
 
 def read_remote_header(url: str, headers: dict[str, str] | None = None, *, origin: str | None = None) -> RemoteRead:
