@@ -209,6 +209,15 @@ class FileRef(_Model):
         return parse_source(self.source)
 
 
+def _no_repeats(items: str, field: str, values: list[str]) -> None:
+    """ValueError naming the first value that appears twice (``files[2].path: 'x' appears twice``)."""
+    seen: set[str] = set()
+    for i, v in enumerate(values):
+        if v in seen:
+            raise ValueError(f"{items}[{i}].{field}: '{v}' appears twice")
+        seen.add(v)
+
+
 class Variant(_Model):
     """A concrete file set of one version: precision and layout."""
 
@@ -226,11 +235,7 @@ class Variant(_Model):
 
     @model_validator(mode="after")
     def _unique_paths(self) -> "Variant":
-        seen: set[str] = set()
-        for i, f in enumerate(self.files):
-            if f.path in seen:
-                raise ValueError(f"files[{i}].path: '{f.path}' appears twice")
-            seen.add(f.path)
+        _no_repeats("files", "path", [f.path for f in self.files])
         return self
 
     @property
@@ -285,11 +290,7 @@ class Version(_Model):
 
     @model_validator(mode="after")
     def _unique_variants(self) -> "Version":
-        seen: set[str] = set()
-        for i, var in enumerate(self.variants):
-            if var.name in seen:
-                raise ValueError(f"variants[{i}].name: '{var.name}' appears twice")
-            seen.add(var.name)
+        _no_repeats("variants", "name", [v.name for v in self.variants])
         return self
 
     @property
