@@ -165,3 +165,12 @@ def register_file_hub(root: Path) -> Path:
     reg = write_file_hub(root)
     add_registry(str(reg), name="testhub")
     return reg
+
+
+def project_with_file_hub(tmp_path: Path) -> Path:
+    """Register the file hub (under ``tmp_path/hub``) and return an empty project folder ``tmp_path/proj``;
+    the project tests' ``project_dir`` fixtures chdir into it."""
+    register_file_hub(tmp_path / "hub")
+    d = tmp_path / "proj"
+    d.mkdir()
+    return d

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from hubctl.errors import BadInput
 from hubctl.families import Family, FamilyTable, default_families, load_families
+from tests._asserts import bad_input_line
 
 
 def test_shipped_families_carry_their_signatures() -> None:
@@ -61,10 +61,8 @@ def test_a_registry_family_merges_and_overrides_by_id(tmp_path: Path) -> None:
 def test_bad_families_files_give_one_located_line(tmp_path: Path, text: str, words: str) -> None:
     f = tmp_path / "families.toml"
     f.write_text(text)
-    with pytest.raises(BadInput) as e:
-        load_families(f)
-    msg = str(e.value)
-    assert msg.startswith(f"{f}: ") and words in msg and "\n" not in msg, msg
+    msg = bad_input_line(lambda: load_families(f), f)
+    assert words in msg, msg
 
 
 def test_family_table_is_a_small_mapping() -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from hubctl.errors import BadInput
 from hubctl.manifest import Manifest, dump_manifest, load_manifest, parse_manifest, parse_source
+from tests._asserts import bad_input_line
 
 SHA = "ab" * 32
 
@@ -36,11 +37,7 @@ def raw(**over):  # type: ignore[no-untyped-def]
 
 
 def bad(data, **kw) -> str:  # type: ignore[no-untyped-def]
-    with pytest.raises(BadInput) as e:
-        parse_manifest(data, origin="x.toml", **kw)
-    msg = str(e.value)
-    assert "\n" not in msg and msg.startswith("x.toml: ")
-    return msg
+    return bad_input_line(lambda: parse_manifest(data, origin="x.toml", **kw), "x.toml")
 
 
 # --------------------------------------------------------------------------------------------- sources

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests._hubs import register_file_hub
+from tests._hubs import project_with_file_hub
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -20,9 +20,7 @@ else:  # pragma: no cover
 
 @pytest.fixture
 def project_dir(tmp_path, monkeypatch) -> Path:
-    register_file_hub(tmp_path / "hub")
-    d = tmp_path / "proj"
-    d.mkdir()
+    d = project_with_file_hub(tmp_path)
     monkeypatch.chdir(d)
     return d
 
