@@ -87,6 +87,7 @@ def build_folder(ref: dict, folder: Path, device: str, dtype) -> None:  # type: 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--smoke", action="store_true", help="CPU, tiny config, 64x64, 1 step (checks the path, times nothing real)")
+    ap.add_argument("--full-size", action="store_true", help="with --smoke: the real sd1 reference config (slow on CPU)")
     ap.add_argument("--device", default=None)
     ap.add_argument("--size", type=int, default=None)
     ap.add_argument("--steps", type=int, default=None)
@@ -103,7 +104,7 @@ def main() -> None:
     size = args.size or (64 if args.smoke else 512)
     steps = args.steps or (1 if args.smoke else 30)
     images = args.images or (1 if args.smoke else 3)
-    ref = tiny(reference()) if args.smoke else reference()
+    ref = tiny(reference()) if args.smoke and not args.full_size else reference()
 
     import diffusers
     from diffusers import StableDiffusionPipeline

@@ -415,3 +415,17 @@ def test_replay_uses_the_recorded_cpu_thread_count(demo_hub, sd14, tmp_path):
         assert torch.get_num_threads() == 2, "the caller's thread count is restored"
     finally:
         torch.set_num_threads(before)
+
+
+def test_lock_is_found_from_hubctl_lock_env_inside_hubctl_run(tmp_path, monkeypatch):
+    from hubctl.run.generate import find_lock
+
+    lock = tmp_path / "script.py.lock"
+    lock.write_text("")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HUBCTL_LOCK", str(lock))
+    assert find_lock(None) == lock
+    assert find_lock(str(tmp_path / "script.py.lock")) == lock
+    monkeypatch.delenv("HUBCTL_LOCK")
+    with pytest.raises(BadInput, match="hubctl.lock: no lock file"):
+        find_lock(None)
