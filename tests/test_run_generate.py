@@ -330,6 +330,8 @@ def test_generate_cli_rejects_bad_options_with_exit_2(tmp_path, monkeypatch, cli
     assert cli("generate", "--prompt", "x", "--dtype", "fp8").exit_code == 2
     assert cli("generate", "--prompt", "x", "--device", "tpu").exit_code == 2
     assert cli("generate", "--prompt", "x", "--lora", "a=heavy", "--lock", "missing.lock").exit_code == 2
+    r = cli("generate", "--prompt", "x", "--width", "60")
+    assert r.exit_code == 2 and "multiple of 8" in r.stderr
     r = cli("generate", "--replay", "nope")
     assert r.exit_code == 2 and "no run 'nope'" in r.stderr
 

@@ -86,6 +86,9 @@ def generate(
 
     if not prompt:
         raise BadInput("--prompt is required (or --replay RUN_ID)")
+    for flag, v in (("--width", width), ("--height", height)):
+        if v is not None and v % 8:
+            raise BadInput(f"{flag} {v}: must be a multiple of 8")
     from hubctl.run.generate import GenerateRequest, run_generate
 
     req = GenerateRequest(
