@@ -35,13 +35,20 @@ def _auth(rec) -> str | None:
     return next((v for k, v in rec.headers.items() if k.lower() == "authorization"), None)
 
 
-def test_a_plain_download_is_one_head_and_one_get(http_server):
+def test_a_small_locked_file_is_one_get_and_an_unknown_one_a_head_and_a_get(http_server):
     data = _data(100_000)
     url = http_server.add_file("/m/a.safetensors", data)
-    res = _fetch(url, data)
+    res = _fetch(url, data)  # size and sha256 known (a lock): no HEAD needed
     assert res.path.read_bytes() == data
-    assert [c[0] for c in http_server.stats.calls] == ["HEAD", "GET"]
+    assert [c[0] for c in http_server.stats.calls] == ["GET"]
     assert http_server.stats.total_bytes == len(data)
+    http_server.stats.reset()
+    from hubctl.sources.base import url_key
+
+    src = source_for(url)
+    other = Store().fetch(sha256=None, size=None, key=url_key(url), download=lambda pf: src.download(pf))
+    assert other.sha256 == hashlib.sha256(data).hexdigest()
+    assert [c[0] for c in http_server.stats.calls] == ["HEAD", "GET"]
 
 
 def test_large_files_come_in_four_ranged_parts_in_parallel(http_server, monkeypatch):

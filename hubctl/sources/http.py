@@ -45,6 +45,19 @@ USER_AGENT = "hubctl/0.1"
 _REDIRECTS = (301, 302, 303, 307, 308)
 
 
+_ssl_ctx: Optional[ssl.SSLContext] = None
+_ssl_lock = threading.Lock()
+
+
+def _ssl_context() -> ssl.SSLContext:
+    """One default TLS context per process (loading the CA bundle costs milliseconds per connection)."""
+    global _ssl_ctx
+    with _ssl_lock:
+        if _ssl_ctx is None:
+            _ssl_ctx = ssl.create_default_context()
+        return _ssl_ctx
+
+
 def _env_int(name: str, default: int) -> int:
     try:
         return int(os.environ.get(name, "") or default)
@@ -210,7 +223,7 @@ class HttpSource:
             host = split.hostname or ""
             if split.scheme == "https":
                 conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                    host, split.port, timeout=timeout, context=ssl.create_default_context()
+                    host, split.port, timeout=timeout, context=_ssl_context()
                 )
             else:
                 conn = http.client.HTTPConnection(host, split.port, timeout=timeout)
@@ -342,13 +355,21 @@ class HttpSource:
     def download(self, sink: Sink, *, expected_size: Optional[int] = None, progress: Optional[Progress] = None,
                  etag: Optional[str] = None) -> None:
         """Fetch the file into ``sink``: in parallel ranged parts when it is large and the server takes
-        Range, else one stream; every part resumes where an earlier attempt (or process) stopped."""
+        Range, else one stream; every part resumes where an earlier attempt (or process) stopped.
+
+        A file below the parallel threshold whose size is known and whose partial is keyed by its sha256
+        goes straight to one GET (no HEAD): the hash check at the end vouches for resumed bytes."""
+        min_parallel = _env_int("HUBCTL_HTTP_PARALLEL_MIN", 64 << 20)
+        if expected_size is not None and expected_size < min_parallel and getattr(sink, "keyed_by_hash", False):
+            parts = sink.plan(expected_size, None, 1)
+            for p in parts:
+                self._fetch_part(sink, p, self.url, None, progress)
+            return
         st = self.stat()
         size = expected_size if expected_size is not None else st.size
         self._announced = st.size
         validator = etag or st.etag
         strong = validator if validator and not validator.startswith("W/") else None
-        min_parallel = _env_int("HUBCTL_HTTP_PARALLEL_MIN", 64 << 20)
         nparts = _env_int("HUBCTL_HTTP_PARTS", 4) if (size and size >= min_parallel and st.accept_ranges) else 1
         parts = sink.plan(size, strong, nparts)
         url = self._final_url or self.url
