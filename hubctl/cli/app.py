@@ -103,3 +103,9 @@ def main() -> None:
     except HubctlError as e:  # raised outside a command (e.g. in a callback)
         report_error(e)
         sys.exit(e.exit_code)
+    except BrokenPipeError:  # `hubctl info x | head -1`: the reader left; that is not a failure
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(0)

@@ -12,7 +12,7 @@ import typer
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["JsonOpt", "out", "err", "print_json", "is_tty", "warn"]
+__all__ = ["JsonOpt", "out", "err", "make_console", "print_json", "is_tty", "warn"]
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
 
@@ -20,22 +20,35 @@ _out: "Console | None" = None
 _err: "Console | None" = None
 
 
-def out() -> "Console":
-    """The stdout console (created on first use, so tests that swap sys.stdout are honoured)."""
+def make_console(**kwargs: Any) -> "Console":
+    """A rich Console for which a closed pipe (`hubctl info x | head -1`) ends the command quietly with exit 0:
+    the reader leaving early is not a failure."""
+    import os
+
     from rich.console import Console
 
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise SystemExit(0)
+
+    return _Console(**kwargs)
+
+
+def out() -> "Console":
+    """The stdout console (created on first use, so tests that swap sys.stdout are honoured)."""
     global _out
     if _out is None or _out.file is not sys.stdout:
-        _out = Console(file=sys.stdout, highlight=False, soft_wrap=True)
+        _out = make_console(file=sys.stdout, highlight=False, soft_wrap=True)
     return _out
 
 
 def err() -> "Console":
-    from rich.console import Console
-
     global _err
     if _err is None or _err.file is not sys.stderr:
-        _err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
+        _err = make_console(file=sys.stderr, highlight=False, soft_wrap=True)
     return _err
 
 

@@ -50,14 +50,12 @@ def _print_table(table: Any) -> None:
     """Print a rich table: fitted to a terminal, or one line per row, nothing cut, when piped."""
     import sys
 
-    from hubctl.cli.output import is_tty, out
+    from hubctl.cli.output import is_tty, make_console, out
 
     if is_tty():
         out().print(table)
         return
-    from rich.console import Console
-
-    Console(file=sys.stdout, width=1000, highlight=False, color_system=None).print(table)
+    make_console(file=sys.stdout, width=1000, highlight=False, color_system=None).print(table)
 
 
 def _open(strict: bool = False) -> "Index":
