@@ -22,7 +22,6 @@ import fcntl
 import hashlib
 import os
 import shutil
-import stat as stat_mod
 import threading
 import time
 from contextlib import contextmanager
@@ -555,8 +554,3 @@ class Store:
 def open_store() -> Store:
     """The store under ``$HUBCTL_HOME/store``."""
     return Store()
-
-
-def is_read_only(path: Path) -> bool:
-    return not (os.stat(path).st_mode & (stat_mod.S_IWUSR | stat_mod.S_IWGRP | stat_mod.S_IWOTH))
-

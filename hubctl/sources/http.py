@@ -367,7 +367,6 @@ class HttpSource:
             return
         st = self.stat()
         size = expected_size if expected_size is not None else st.size
-        self._announced = st.size
         validator = etag or st.etag
         strong = validator if validator and not validator.startswith("W/") else None
         nparts = _env_int("HUBCTL_HTTP_PARTS", 4) if (size and size >= min_parallel and st.accept_ranges) else 1
