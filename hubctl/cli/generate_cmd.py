@@ -33,6 +33,28 @@ def _parse_loras(values: list[str]) -> dict[str, float] | None:
     return out
 
 
+def _fast_exit() -> None:
+    """End the hubctl process now, skipping the interpreter's teardown of torch/diffusers (about 1 s on a CPU).
+
+    Only once everything is written (the PNG fsync'd and renamed, the run record committed, stdout flushed),
+    and only when this is the ``hubctl`` process itself: never under an in-process runner (tests, a host
+    program that calls the app), where stdout is not the process's own. ``HUBCTL_NO_FAST_EXIT=1`` turns it off."""
+    import os
+    import sys
+    from pathlib import Path
+
+    if os.environ.get("HUBCTL_NO_FAST_EXIT") or sys.stdout is not sys.__stdout__ or sys.stderr is not sys.__stderr__:
+        return
+    if Path(sys.argv[0]).name not in ("hubctl", "__main__.py", "hubctl.exe"):
+        return
+    from hubctl.db import dispose_all
+
+    dispose_all()  # close the SQLite connections cleanly (checkpoints the WAL)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 def generate(
     prompt: Annotated[Optional[str], typer.Option("--prompt", "-p", help="What to draw.")] = None,
     negative: Annotated[str, typer.Option("--negative", "-n", help="Negative prompt.")] = "",
@@ -82,6 +104,7 @@ def generate(
             c.print(f"  wrote {res['out_path']}")
         if not res["match"] and res["device"] == "cpu":
             raise Refused(f"replay of run {res['run']} on cpu gave a different image (pixel sha256 {res['replay_image_sha256'][:16]} != {res['original_image_sha256'][:16]})")
+        _fast_exit()
         return
 
     if not prompt:
@@ -104,6 +127,7 @@ def generate(
             warn(w)
     if json_:
         print_json(rec)
+        _fast_exit()
         return
     c = console()
     c.print(f"[green]wrote[/green] {rec['out_path']}")
@@ -117,6 +141,7 @@ def generate(
     tm = rec.get("timings", {})
     c.print(f"  image sha256 {rec['image_sha256'][:16]}  ({rec['seconds']:.2f} s: verify {tm.get('verify', 0):.2f}, "
             f"load {tm.get('load', 0):.2f}, generate {tm.get('generate', 0):.2f})")
+    _fast_exit()
 
 
 runs_app = typer.Typer(help="Recorded inference runs: what produced each image.", no_args_is_help=True)
