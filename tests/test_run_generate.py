@@ -431,3 +431,32 @@ def test_lock_is_found_from_hubctl_lock_env_inside_hubctl_run(tmp_path, monkeypa
     monkeypatch.delenv("HUBCTL_LOCK")
     with pytest.raises(BadInput, match="hubctl.lock: no lock file"):
         find_lock(None)
+
+
+@pytest.mark.parametrize("argv, fires", [
+    (["/usr/bin/hubctl", "generate", "--prompt", "x"], True),
+    (["/usr/bin/hubctl", "--version"], False),
+    (["/usr/bin/hubctl", "demo", "--out", "d"], False),  # demo runs generate inside its own process
+    (["/srv/host.py", "generate"], False),  # a host program that calls the app
+])
+def test_fast_exit_only_ends_a_process_started_as_hubctl_generate(argv, fires, monkeypatch):
+    import sys
+
+    import hubctl.cli.generate_cmd as g
+
+    class Exited(Exception):
+        pass
+
+    def fake_exit(code):
+        raise Exited(code)
+
+    monkeypatch.setattr(sys, "argv", argv)
+    monkeypatch.setattr(sys, "stdout", sys.__stdout__)
+    monkeypatch.setattr(sys, "stderr", sys.__stderr__)
+    monkeypatch.setattr(os, "_exit", fake_exit)
+    monkeypatch.delenv("HUBCTL_NO_FAST_EXIT", raising=False)
+    if fires:
+        with pytest.raises(Exited):
+            g._fast_exit()
+        monkeypatch.setenv("HUBCTL_NO_FAST_EXIT", "1")
+    g._fast_exit()  # returns: not this process's own generate command, or turned off

@@ -37,8 +37,9 @@ def _fast_exit() -> None:
     """End the hubctl process now, skipping the interpreter's teardown of torch/diffusers (about 1 s on a CPU).
 
     Only once everything is written (the PNG fsync'd and renamed, the run record committed, stdout flushed),
-    and only when this is the ``hubctl`` process itself: never under an in-process runner (tests, a host
-    program that calls the app), where stdout is not the process's own. ``HUBCTL_NO_FAST_EXIT=1`` turns it off."""
+    and only when this process was started as ``hubctl generate``: never under an in-process runner (tests, a
+    host program that calls the app, where stdout is not the process's own) nor when another command (e.g.
+    ``hubctl demo``) runs generate inside its own process. ``HUBCTL_NO_FAST_EXIT=1`` turns it off."""
     import os
     import sys
     from pathlib import Path
@@ -46,6 +47,9 @@ def _fast_exit() -> None:
     if os.environ.get("HUBCTL_NO_FAST_EXIT") or sys.stdout is not sys.__stdout__ or sys.stderr is not sys.__stderr__:
         return
     if Path(sys.argv[0]).name not in ("hubctl", "__main__.py", "hubctl.exe"):
+        return
+    command = next((a for a in sys.argv[1:] if not a.startswith("-")), None)
+    if command != "generate":
         return
     from hubctl.db import dispose_all
 
