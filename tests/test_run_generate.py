@@ -460,3 +460,29 @@ def test_fast_exit_only_ends_a_process_started_as_hubctl_generate(argv, fires, m
             g._fast_exit()
         monkeypatch.setenv("HUBCTL_NO_FAST_EXIT", "1")
     g._fast_exit()  # returns: not this process's own generate command, or turned off
+
+
+def test_replay_that_differs_reports_the_difference_and_exits_1_on_cpu(demo_hub, sd14, tmp_path, cli):
+    from sqlmodel import Session
+
+    from hubctl.db import state_engine
+    from hubctl.runs import RunRecord
+
+    first = gen(make_lock(sd14), tmp_path, "first")
+    # Stand-in for a run made elsewhere (another GPU, another library build): its recorded image differs.
+    other = Image.open(first["out_path"]).convert("RGB")
+    other.putpixel((0, 0), (0, 0, 0))
+    other.putpixel((5, 5), (255, 255, 255))
+    other.save(first["out_path"])
+    with Session(state_engine()) as s:
+        rec = s.get(RunRecord, first["id"])
+        rec.image_sha256 = "0" * 64
+        s.add(rec)
+        s.commit()
+    r = cli("generate", "--replay", first["id"], "--out", str(tmp_path / "again.png"), "--json")
+    assert r.exit_code == 1
+    assert "gave a different image" in r.stderr
+    res = json.loads(r.stdout)
+    assert res["match"] is False and res["original_image_sha256"] == "0" * 64
+    assert res["difference"]["differing_pixels"] >= 1 and res["difference"]["pixels"] == 64 * 64
+    assert res["difference"]["max_abs"] > 0
