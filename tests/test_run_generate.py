@@ -486,3 +486,17 @@ def test_replay_that_differs_reports_the_difference_and_exits_1_on_cpu(demo_hub,
     assert res["match"] is False and res["original_image_sha256"] == "0" * 64
     assert res["difference"]["differing_pixels"] >= 1 and res["difference"]["pixels"] == 64 * 64
     assert res["difference"]["max_abs"] > 0
+
+
+def test_a_lock_that_lies_about_a_family_is_caught_by_the_structural_check(demo_hub, sd14, tmp_path, monkeypatch):
+    import dataclasses
+
+    import hubctl.run.generate as g
+
+    monkeypatch.setattr(g, "assemble", lambda *a, **k: (_ for _ in ()).throw(AssertionError("loaded")))
+    sd2_lora = locked(demo_hub, "demo-style", "2.0")
+    liar = dataclasses.replace(sd2_lora, family="demo-sd1", requires=())  # hand-edited lock: claims SD1
+    with pytest.raises(Refused) as e:
+        gen(make_lock(sd14, liar), tmp_path, "x")
+    msg = str(e.value)
+    assert "demo-style 2.0" in msg and "64" in msg and "32" in msg, msg  # the two cross-attention widths
