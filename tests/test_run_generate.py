@@ -500,3 +500,4 @@ def test_a_lock_that_lies_about_a_family_is_caught_by_the_structural_check(demo_
         gen(make_lock(sd14, liar), tmp_path, "x")
     msg = str(e.value)
     assert "demo-style 2.0" in msg and "64" in msg and "32" in msg, msg  # the two cross-attention widths
+    assert "is a demo-sd2 LoRA" in msg, msg  # named for what its header shows, not what the lock claims

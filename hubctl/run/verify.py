@@ -256,7 +256,10 @@ def _family_table(family_ids: Iterable[str]) -> Any:
     if missing:
         from hubctl import demo_models
 
-        extra = [Family.model_validate(demo_models.family_entry(f)) for f in missing if f in demo_models.FAMILIES]
+        # all of them, not only the ones the lock names: a lock that lies about an adapter's family must still
+        # see the header classified as what it really is (shapes win over declarations)
+        extra = [Family.model_validate(demo_models.family_entry(f)) for f in demo_models.FAMILIES if f not in table]
+        extra = extra if any(f in demo_models.FAMILIES for f in missing) else []
         if extra:
             table = table.merged(FamilyTable(extra))
     return table
