@@ -19,7 +19,6 @@ A family entry::
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
@@ -27,10 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hubctl.errors import BadInput
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from hubctl.tomlcompat import tomllib
 
 __all__ = ["Family", "FamilyTable", "load_families", "default_families"]
 

@@ -24,7 +24,6 @@ Every validation error becomes one line with a context path, e.g.
 from __future__ import annotations
 
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Collection, Literal, Optional
@@ -37,10 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from hubctl.errors import BadInput
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from hubctl.tomlcompat import tomllib
 
 __all__ = [
     "KINDS",

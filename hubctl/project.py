@@ -19,17 +19,13 @@ the rest of the file stay as the user wrote them. This module never resolves, lo
 from __future__ import annotations
 
 import re
-import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
 from hubctl.errors import BadInput
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from hubctl.tomlcompat import tomllib
 
 __all__ = [
     "PROJECT_FILE",

@@ -22,17 +22,13 @@ that succeeds is the configuration written, so a bad registry changes nothing.
 from __future__ import annotations
 
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from hubctl.errors import BadInput, SourceError, redact
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from hubctl.tomlcompat import tomllib
 
 __all__ = [
     "DEFAULT_NAME",
