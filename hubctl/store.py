@@ -13,6 +13,7 @@ size and sha256 are checked; then fsync, chmod 0444 and an atomic rename make th
 process leaves its partial file, which the next fetch of the same key resumes. This module knows blobs
 and references only, never manifests or lockfiles, and never talks to the network: sources write into a
 :class:`hubctl.partial.PartialFile` handed to them. ``HUBCTL_FSYNC=0`` skips the fsync (see _fsync_enabled).
+The cache's table and the sqlite3 read path to the state database live in :mod:`hubctl.store_db`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import fcntl
 import hashlib
 import os
 import shutil
-import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 from hubctl.errors import HubctlError, SourceError
 from hubctl.fsutil import fsync_dir
 from hubctl.partial import CHUNK, Hasher, Part, PartialFile, copy_into, sha256_file
+from hubctl.store_db import _blob_table, _engine, ensure_state_tables, read_state
 
 __all__ = [
     "CHUNK",
@@ -65,106 +66,13 @@ class HashMismatch(SourceError):
 
 
 # -------------------------------------------------------------------------------------------- table
-
-_tables: dict[str, Any] = {}
-_tables_lock = threading.Lock()
-
-
-def _blob_table() -> Any:
-    """The ``store_blobs`` table: one row per blob with the stat it had when last hashed (the verification
-    cache). Defined on first use, so that reading the cache never imports sqlmodel/SQLAlchemy."""
-    with _tables_lock:
-        if "blobs" not in _tables:
-            from sqlmodel import Field, SQLModel
-
-            class BlobRecord(SQLModel, table=True):
-                __tablename__ = "store_blobs"
-
-                sha256: str = Field(primary_key=True)
-                size: int
-                device: int
-                inode: int
-                mtime_ns: int
-                verified_at: float = 0.0
-
-            _tables["blobs"] = BlobRecord
-        return _tables["blobs"]
+# (the table and the read path live in hubctl.store_db; re-exported here)
 
 
 def __getattr__(name: str) -> Any:
     if name == "BlobRecord":
         return _blob_table()
     raise AttributeError(f"module 'hubctl.store' has no attribute {name!r}")
-
-
-_ready_lock = threading.Lock()
-
-
-def ensure_state_tables(engine: Any, tables: list[Any]) -> None:
-    """Create ``tables`` once per engine; threads and processes may race to create them, and the loser's
-    "already exists" is fine."""
-    from sqlalchemy.exc import OperationalError
-
-    from hubctl.db import ensure_tables
-
-    key = (engine, tuple(t.__tablename__ for t in tables))
-    with _ready_lock:
-        done = getattr(engine, "_hubctl_tables", set())
-        if key[1] in done:
-            return
-        for attempt in range(5):
-            try:
-                ensure_tables(engine, tables)
-                break
-            except OperationalError as e:
-                if "already exists" not in str(e) or attempt == 4:
-                    raise
-        done.add(key[1])
-        engine._hubctl_tables = done
-
-
-def _engine():  # type: ignore[no-untyped-def]
-    from hubctl.db import state_engine
-
-    eng = state_engine()
-    ensure_state_tables(eng, [_blob_table()])
-    return eng
-
-
-def read_state(sql: str, params: Optional[dict[str, Any]] = None) -> list[tuple[Any, ...]]:
-    """Rows of a read-only query on the state database. For the default SQLite file this goes through
-    the sqlite3 module (no SQLAlchemy import: ``hubctl verify`` stays fast); a missing database or table
-    reads as no rows. With ``HUBCTL_DATABASE_URL`` it goes through SQLAlchemy."""
-    params = params or {}
-    if os.environ.get("HUBCTL_DATABASE_URL"):
-        from sqlalchemy import text
-        from sqlalchemy.exc import OperationalError, ProgrammingError
-
-        from hubctl.db import state_engine
-
-        try:
-            with state_engine().connect() as c:
-                return [tuple(r) for r in c.execute(text(sql), params).fetchall()]
-        except (OperationalError, ProgrammingError) as e:
-            if "no such table" in str(e) or "does not exist" in str(e):
-                return []
-            raise
-    import sqlite3
-
-    from hubctl.config import state_db_path
-
-    path = state_db_path()
-    if not path.exists():
-        return []
-    con = sqlite3.connect(str(path), timeout=30)
-    try:
-        return con.execute(sql, params).fetchall()
-    except sqlite3.OperationalError as e:
-        if "no such table" in str(e):
-            return []
-        raise
-    finally:
-        con.close()
 
 
 # ----------------------------------------------------------------------------------------------- store
