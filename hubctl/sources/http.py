@@ -16,26 +16,34 @@ Tunables (read at call time): HUBCTL_HTTP_RETRIES (default 5), HUBCTL_HTTP_BACKO
 seconds, default 0.5, doubling, capped at 8), HUBCTL_HTTP_PARALLEL_MIN (bytes from which a file is fetched
 in parts, default 64 MiB), HUBCTL_HTTP_PARTS (default 4), HUBCTL_HTTP_TIMEOUT (seconds, default 60).
 
+Reading a response (the Response wrapper, body stream, header parsing) lives in :mod:`hubctl.sources.http_response`.
+
 Never: print, log or raise with a token in it (every URL in a message goes through ``redact``).
 """
 
 from __future__ import annotations
 
 import http.client
-import io
 import os
 import random
 import re
-import socket
 import ssl
 import threading
 import time
-from dataclasses import dataclass
 from typing import BinaryIO, Optional
 from urllib.parse import urljoin, urlsplit
 
 from hubctl.errors import BadInput, SourceError, redact
 from hubctl.sources.base import Progress, RemoteStat, Sink
+from hubctl.sources.http_response import (
+    Response,
+    _BodyStream,
+    _describe,
+    _int,
+    _sha_from_etag,
+    _start_from_content_range,
+    _total_from_content_range,
+)
 
 __all__ = ["HttpSource", "HttpStatusError", "auth_header_for", "Response"]
 
@@ -105,28 +113,6 @@ class _RangeIgnored(Exception):
     """The server answered 200 (the whole file) to a ranged request."""
 
 
-@dataclass
-class Response:
-    """An open response (body not read) and the URL it came from after redirects."""
-
-    conn: http.client.HTTPConnection
-    resp: http.client.HTTPResponse
-    url: str
-
-    @property
-    def status(self) -> int:
-        return self.resp.status
-
-    def header(self, name: str) -> Optional[str]:
-        return self.resp.getheader(name)
-
-    def close(self) -> None:
-        try:
-            self.resp.close()
-        finally:
-            self.conn.close()
-
-
 class HttpStatusError(SourceError):
     """An HTTP error status that retrying will not fix (401, 403, 404, ...); ``status`` keeps the code."""
 
@@ -137,50 +123,6 @@ class HttpStatusError(SourceError):
     def with_context(self, prefix: str) -> "HttpStatusError":
         ctx = f"{prefix}: {self.context}" if self.context else prefix
         return HttpStatusError(self.message, status=self.status, context=ctx)
-
-
-class _BodyStream(io.RawIOBase):
-    """A response body as a file-like object (``read(n)`` returns n bytes unless the body ends) that
-    closes its connection; ``limit`` caps how much is read."""
-
-    def __init__(self, r: Response, limit: Optional[int]) -> None:
-        self._r = r
-        self._left = limit
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:  # type: ignore[no-untyped-def]
-        mv = memoryview(b).cast("B")
-        if self._left is not None:
-            mv = mv[: self._left]
-        if not len(mv) or self._r.resp.isclosed():
-            return 0
-        try:
-            n = self._r.resp.readinto(mv) or 0
-        except (OSError, http.client.HTTPException) as e:
-            raise SourceError(f"{redact(self._r.url)}: {_describe(e)}") from None
-        if self._left is not None:
-            self._left -= n
-        return n
-
-    def read(self, n: int = -1) -> bytes:
-        if n is None or n < 0:
-            return self.readall()
-        out = bytearray(n)
-        got = 0
-        while got < n:
-            k = self.readinto(memoryview(out)[got:])
-            if not k:
-                break
-            got += k
-        del out[got:]
-        return bytes(out)
-
-    def close(self) -> None:
-        if not self.closed:
-            self._r.close()
-        super().close()
 
 
 class HttpSource:
@@ -500,43 +442,3 @@ class _RangeUnsatisfiable(Exception):
     def __init__(self, r: Response) -> None:
         super().__init__("416")
         self.r = r
-
-
-def _describe(e: BaseException) -> str:
-    if isinstance(e, http.client.IncompleteRead):
-        return "connection closed mid-body"
-    if isinstance(e, http.client.RemoteDisconnected):
-        return "server closed the connection"
-    if isinstance(e, socket.timeout):
-        return "timed out"
-    if isinstance(e, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(e, socket.gaierror):
-        return f"cannot resolve host ({e.strerror})"
-    if isinstance(e, OSError) and e.strerror:
-        return e.strerror.lower()
-    return type(e).__name__
-
-
-def _int(v: Optional[str]) -> Optional[int]:
-    try:
-        return int(v) if v is not None else None
-    except ValueError:
-        return None
-
-
-def _start_from_content_range(v: Optional[str]) -> Optional[int]:
-    m = re.match(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)", v or "")
-    return int(m.group(1)) if m else None
-
-
-def _total_from_content_range(v: Optional[str]) -> Optional[int]:
-    m = re.match(r"\s*bytes\s+(?:\*|\d+-\d+)/(\d+)", v or "")
-    return int(m.group(1)) if m else None
-
-
-def _sha_from_etag(etag: str) -> Optional[str]:
-    s = etag.strip().strip('"').lower()
-    if s.startswith("w/"):
-        return None
-    return s if re.fullmatch(r"[0-9a-f]{64}", s) else None

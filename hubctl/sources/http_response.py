@@ -1,0 +1,126 @@
+"""Reading an HTTP response, for :mod:`hubctl.sources.http`: the open :class:`Response` (connection,
+response, URL after redirects), its body as a file-like stream cut at a limit, the parsing of
+Content-Length / Content-Range / ETag values, and a few words for a transport error.
+
+Owns no policy: must not open connections, follow redirects, retry, choose credentials or write into
+a sink (all in :mod:`hubctl.sources.http`). Never puts a token in a message: a URL goes through ``redact``.
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import re
+import socket
+from dataclasses import dataclass
+from typing import Optional
+
+from hubctl.errors import SourceError, redact
+
+__all__ = ["Response"]
+
+
+@dataclass
+class Response:
+    """An open response (body not read) and the URL it came from after redirects."""
+
+    conn: http.client.HTTPConnection
+    resp: http.client.HTTPResponse
+    url: str
+
+    @property
+    def status(self) -> int:
+        return self.resp.status
+
+    def header(self, name: str) -> Optional[str]:
+        return self.resp.getheader(name)
+
+    def close(self) -> None:
+        try:
+            self.resp.close()
+        finally:
+            self.conn.close()
+
+
+class _BodyStream(io.RawIOBase):
+    """A response body as a file-like object (``read(n)`` returns n bytes unless the body ends) that
+    closes its connection; ``limit`` caps how much is read."""
+
+    def __init__(self, r: Response, limit: Optional[int]) -> None:
+        self._r = r
+        self._left = limit
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[no-untyped-def]
+        mv = memoryview(b).cast("B")
+        if self._left is not None:
+            mv = mv[: self._left]
+        if not len(mv) or self._r.resp.isclosed():
+            return 0
+        try:
+            n = self._r.resp.readinto(mv) or 0
+        except (OSError, http.client.HTTPException) as e:
+            raise SourceError(f"{redact(self._r.url)}: {_describe(e)}") from None
+        if self._left is not None:
+            self._left -= n
+        return n
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            return self.readall()
+        out = bytearray(n)
+        got = 0
+        while got < n:
+            k = self.readinto(memoryview(out)[got:])
+            if not k:
+                break
+            got += k
+        del out[got:]
+        return bytes(out)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._r.close()
+        super().close()
+
+
+def _describe(e: BaseException) -> str:
+    if isinstance(e, http.client.IncompleteRead):
+        return "connection closed mid-body"
+    if isinstance(e, http.client.RemoteDisconnected):
+        return "server closed the connection"
+    if isinstance(e, socket.timeout):
+        return "timed out"
+    if isinstance(e, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(e, socket.gaierror):
+        return f"cannot resolve host ({e.strerror})"
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror.lower()
+    return type(e).__name__
+
+
+def _int(v: Optional[str]) -> Optional[int]:
+    try:
+        return int(v) if v is not None else None
+    except ValueError:
+        return None
+
+
+def _start_from_content_range(v: Optional[str]) -> Optional[int]:
+    m = re.match(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)", v or "")
+    return int(m.group(1)) if m else None
+
+
+def _total_from_content_range(v: Optional[str]) -> Optional[int]:
+    m = re.match(r"\s*bytes\s+(?:\*|\d+-\d+)/(\d+)", v or "")
+    return int(m.group(1)) if m else None
+
+
+def _sha_from_etag(etag: str) -> Optional[str]:
+    s = etag.strip().strip('"').lower()
+    if s.startswith("w/"):
+        return None
+    return s if re.fullmatch(r"[0-9a-f]{64}", s) else None
