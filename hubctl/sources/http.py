@@ -80,6 +80,16 @@ def _env_float(name: str, default: float) -> float:
         return default
 
 
+def _retry_policy() -> tuple[int, float]:
+    """(tries, first delay in seconds) from HUBCTL_HTTP_RETRIES / HUBCTL_HTTP_BACKOFF, read at call time."""
+    return max(1, _env_int("HUBCTL_HTTP_RETRIES", 5)), _env_float("HUBCTL_HTTP_BACKOFF", 0.5)
+
+
+def _sleep_before_retry(first_delay: float, failures: int) -> None:
+    """Exponential backoff with jitter: first_delay * 2**(failures-1), at most 8 s, then +-25%."""
+    time.sleep(min(8.0, first_delay * (2 ** (failures - 1))) * (0.75 + random.random() / 2))
+
+
 def _env_name(host: str) -> str:
     return "HUBCTL_AUTH_" + re.sub(r"[^A-Z0-9]", "_", host.upper())
 
@@ -217,15 +227,14 @@ class HttpSource:
 
     def _retrying(self, what, fn):  # type: ignore[no-untyped-def]
         """Call ``fn`` with bounded retries and exponential backoff on transient failures."""
-        tries = max(1, _env_int("HUBCTL_HTTP_RETRIES", 5))
-        delay = _env_float("HUBCTL_HTTP_BACKOFF", 0.5)
+        tries, delay = _retry_policy()
         for attempt in range(1, tries + 1):
             try:
                 return fn()
             except _Transient as e:
                 if attempt == tries:
                     raise SourceError(f"{self.display}: {e.what} (gave up after {tries} tries)") from None
-                time.sleep(min(8.0, delay * (2 ** (attempt - 1))) * (0.75 + random.random() / 2))
+                _sleep_before_retry(delay, attempt)
         raise AssertionError("unreachable")
 
     # ------------------------------------------------------------------------------ protocol
@@ -357,8 +366,7 @@ class HttpSource:
     def _fetch_part(self, sink: Sink, part, url: str, validator: Optional[str], progress: Optional[Progress],  # type: ignore[no-untyped-def]
                     abort: Optional[threading.Event] = None) -> None:
         """Fetch one part to its end, resuming after drops; ``tries`` bounds attempts without progress."""
-        tries = max(1, _env_int("HUBCTL_HTTP_RETRIES", 5))
-        delay = _env_float("HUBCTL_HTTP_BACKOFF", 0.5)
+        tries, delay = _retry_policy()
         failures = 0
         buf = bytearray(BUF)
         mv = memoryview(buf)
@@ -382,7 +390,7 @@ class HttpSource:
                     if part.end is not None and part.done < part.end and e.status is None:
                         what = f"connection kept failing at byte {part.done} of {part.end} ({e.what})"
                     raise SourceError(f"{self.display}: {what} (gave up after {tries} tries)") from None
-                time.sleep(min(8.0, delay * (2 ** (failures - 1))) * (0.75 + random.random() / 2))
+                _sleep_before_retry(delay, failures)
             except _RangeUnsatisfiable as e:
                 total = _total_from_content_range(e.r.header("Content-Range"))
                 raise SourceError(
