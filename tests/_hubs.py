@@ -9,6 +9,8 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from hubctl.manifest import Manifest, parse_manifest
 from hubctl.resolve import MemoryIndex
 
@@ -168,9 +170,16 @@ def register_file_hub(root: Path) -> Path:
 
 
 def project_with_file_hub(tmp_path: Path) -> Path:
-    """Register the file hub (under ``tmp_path/hub``) and return an empty project folder ``tmp_path/proj``;
-    the project tests' ``project_dir`` fixtures chdir into it."""
+    """Register the file hub (under ``tmp_path/hub``) and return an empty project folder ``tmp_path/proj``."""
     register_file_hub(tmp_path / "hub")
     d = tmp_path / "proj"
     d.mkdir()
+    return d
+
+
+@pytest.fixture
+def project_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The project tests' working folder: the file hub registered, cwd in an empty project folder."""
+    d = project_with_file_hub(tmp_path)
+    monkeypatch.chdir(d)
     return d

@@ -3,24 +3,12 @@ files compiled into the real index."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests._hubs import project_with_file_hub
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
-
-@pytest.fixture
-def project_dir(tmp_path, monkeypatch) -> Path:
-    d = project_with_file_hub(tmp_path)
-    monkeypatch.chdir(d)
-    return d
+from hubctl.tomlcompat import tomllib
+from tests._hubs import project_dir  # noqa: F401 (fixture)
 
 
 def _locked(d: Path, name: str = "hubctl.lock") -> dict[str, tuple[str, str]]:
