@@ -55,9 +55,10 @@ def imported_modules(args: list[str], env: dict[str, str]) -> set[str]:
 def scale_figures(n: int) -> list[str]:
     """Time write_index_db / Index.get / search_rows on an index of ``n`` generated packages."""
     sys.path.insert(0, str(ROOT))
-    from hubctl.families import default_families
-    from hubctl.index import Index, write_index_db
-    from hubctl.manifest import Manifest
+    from hubctl.registry.families import default_families
+    from hubctl.registry.index import Index
+    from hubctl.registry.compile import write_index_db
+    from hubctl.registry.manifest import Manifest
 
     kinds = ["lora", "embedding", "controlnet", "checkpoint"]
     fams = ["sd1", "sd2", "sdxl"]

@@ -35,12 +35,12 @@ def worker(url: str, sha: str, size: int, home: str, parts: int) -> None:
     os.environ["HUBCTL_HTTP_PARALLEL_MIN"] = "1" if parts > 1 else str(1 << 62)
     os.environ["HUBCTL_HTTP_PARTS"] = str(parts)
     from hubctl.sources import source_for
-    from hubctl.store import Store
+    from hubctl.store.blobs import Store
 
     store = Store()
     src = source_for(url)
     store.record.__func__  # noqa: B018 - import the db layer before timing
-    from hubctl.store import _engine
+    from hubctl.store.blobs import _engine
 
     _engine()
     import resource
@@ -167,7 +167,7 @@ def main() -> None:
         "hubctl-1: one stream; hubctl-4: four ranged parts in parallel; both include sha256 of every byte, the",
         "size and hash check and the atomic rename into the store, with HUBCTL_FSYNC=0 (like `curl -o`, no fsync).",
         "+fsync rows: durable on disk before done (hubctl's default; curl followed by `sync FILE`).",
-        "Hashing runs in a second thread (hubctl.partial.Hasher) and costs about 0.6 CPU-seconds per GiB (sha256",
+        "Hashing runs in a second thread (hubctl.store.partial.Hasher) and costs about 0.6 CPU-seconds per GiB (sha256",
         "with SHA-NI): it overlaps the transfer when a core is free; on a machine whose cores are busy with other",
         "work the wall time grows by about that much (the CPU column shows the difference with curl).",
         "",

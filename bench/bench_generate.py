@@ -80,7 +80,7 @@ def main() -> None:
     if hub_root is None:
         hub_root = work / "hub"
         sh([sys.executable, "-c", f"from hubctl.demo import build_demo_hub; from pathlib import Path; build_demo_hub(Path({str(hub_root)!r}))"], work, env)
-    from hubctl.demo import open_demo_hub
+    from hubctl.demo.hub import open_demo_hub
 
     hub = open_demo_hub(hub_root)
     proj = work / "proj"

@@ -2,7 +2,7 @@
 diffusers, on the same card, in the same process.
 
 Random weights from the sd1 reference configs of registry/families.toml (no download), a tokenizer built
-locally (hubctl.demo_models' byte-level BPE; token ids only need to be < the text encoder's vocab), saved once
+locally (hubctl.demo.models' byte-level BPE; token ids only need to be < the text encoder's vocab), saved once
 as a diffusers folder in fp16. Then, alternating, per image:
   plain:  StableDiffusionPipeline.from_pretrained(folder, dtype=fp16).to(device) -> pipe(...)
   hubctl: hubctl.run.verify.artefact_from_path -> hubctl.run.pipeline.assemble -> hubctl.run.generate.generate_image
@@ -55,7 +55,7 @@ def build_folder(ref: dict, folder: Path, device: str, dtype) -> None:  # type: 
     from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from hubctl.demo_models import build_tokenizer
+    from hubctl.demo.models import build_tokenizer
 
     def cfg(name: str) -> dict:
         return {k: v for k, v in ref[name].items() if k != "_class_name"}

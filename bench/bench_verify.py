@@ -52,7 +52,7 @@ def _sparse_blob(store, size: int, seed: int) -> tuple[str, int]:  # type: ignor
     with open(tmp, "wb") as f:
         f.write(head[: min(size, 32)])
         f.truncate(size)
-    from hubctl.store import sha256_file
+    from hubctl.store.partial import sha256_file
 
     sha, n = sha256_file(tmp)
     store._commit(tmp, sha)  # chmod 0444, atomic rename, stat recorded: what a fetch does
@@ -61,9 +61,9 @@ def _sparse_blob(store, size: int, seed: int) -> tuple[str, int]:  # type: ignor
 
 def build_set(home: Path, scale: float) -> int:
     os.environ["HUBCTL_HOME"] = str(home)
-    from hubctl.installed import record_installed
-    from hubctl.lock import LockedFile, LockedPackage
-    from hubctl.store import Store
+    from hubctl.store.installed import record_installed
+    from hubctl.lock.lockfile import LockedFile, LockedPackage
+    from hubctl.store.blobs import Store
 
     store = Store()
     files = []
@@ -93,7 +93,7 @@ def main() -> None:
         total = build_set(home, scale)
 
         from hubctl import db
-        from hubctl.install import verify_installed
+        from hubctl.store.installed import verify_installed
 
         db.dispose_all()
         t0 = time.perf_counter()
@@ -122,7 +122,7 @@ def main() -> None:
 
         # --full on a real file
         print(f"writing a real {args.full_mib} MiB blob ...", flush=True)
-        from hubctl.store import Store
+        from hubctl.store.blobs import Store
 
         store = Store()
         real = store.partial_dir / "bench-real"
@@ -131,7 +131,7 @@ def main() -> None:
             for i in range(args.full_mib):
                 f.write(block)
                 block = hashlib.sha256(block[:64]).digest() * (1 << 15)
-        sha, _ = __import__("hubctl.store", fromlist=["sha256_file"]).sha256_file(real)
+        sha, _ = __import__("hubctl.store.blobs", fromlist=["sha256_file"]).sha256_file(real)
         store._commit(real, sha)
         blob = store.blob_path(sha)
         subprocess.run(["cat", str(blob)], stdout=subprocess.DEVNULL, check=True)  # page cache, for both

@@ -1,5 +1,5 @@
 """Generate a synthetic index of N packages (default 100,000) for resolver benchmarks, and compile it into
-a real hubctl index database (hubctl.index.write_index_db: the same SQLite tables `hubctl` reads).
+a real hubctl index database (hubctl.registry.compile.write_index_db: the same SQLite tables `hubctl` reads).
 
 The mix follows what public hubs look like: ~2% checkpoints (base lines on sd1, sd2, sdxl, some crossing
 families between major versions, like stable-diffusion 1.x -> 2.x), ~58% LoRAs, ~22% embeddings, ~12%
@@ -126,15 +126,15 @@ def synth_dicts(n: int = 100_000, seed: int = 1) -> Iterator[dict[str, Any]]:
 
 
 def families_table() -> Any:
-    from hubctl.families import default_families
+    from hubctl.registry.families import default_families
 
     return default_families()
 
 
 def build(out: Path, n: int = 100_000, seed: int = 1) -> tuple[Path, float]:
     """Validate ``n`` synthetic manifests and write them as a real index database; (path, seconds)."""
-    from hubctl.index import write_index_db
-    from hubctl.manifest import Manifest
+    from hubctl.registry.compile import write_index_db
+    from hubctl.registry.manifest import Manifest
 
     t0 = time.perf_counter()
     manifests = (("synthetic", Manifest.model_validate(d)) for d in synth_dicts(n, seed))

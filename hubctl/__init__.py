@@ -1,5 +1,19 @@
 """hubctl: a package manager for diffusion models.
 
+One package per stage of the data flow, registry -> resolve -> lock -> fetch -> store -> run::
+
+    registry/  manifests, families, configured registries, the SQLite index (compile, read)
+    probe/     header-only readers and classifiers (used wherever a file is met); convert
+    compat/    is a set compatible (declared and structural), shape tables
+    resolve/   requirements -> one compatible set (resolvelib)
+    lock/      the lock file, pinning, diff, the project file and script metadata, the lock workflow
+    sources/   hf://, https://, file:// behind one protocol; fetching locked files into the store
+    store/     content-addressed blobs, partial downloads, installed records, views, hashes
+    run/       the verified inference run (the only place that imports torch), run records
+    demo/      the offline demo hub
+    cli/       the typer app, one module per command group
+    errors.py, config.py, db.py, fsutil.py, progress.py, tomlcompat.py: small shared pieces
+
 Library entry points for scripts (imported lazily so ``import hubctl`` stays cheap):
 
 - ``hubctl.paths()``: inside a script run by ``hubctl run``, the verified files of the lock, by package.
@@ -18,7 +32,7 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str) -> Any:
     if name == "paths":
-        from hubctl.scripting import paths
+        from hubctl.run.paths import paths
 
         return paths
     if name == "load_pipeline":

@@ -1,7 +1,7 @@
 """SQLite engines for hubctl's two databases, through sqlmodel/SQLAlchemy.
 
 - the index (``index.db``): a cache compiled from registries; rebuilt into a new file and renamed into
-  place, so a failed rebuild leaves the old index untouched (tables in hubctl.index_compile).
+  place, so a failed rebuild leaves the old index untouched (tables in hubctl.registry.compile).
 - the state (``state.db``): blobs and their stat cache, installed packages, run records; WAL mode so
   concurrent hubctl processes can read while one writes (tables in the modules that own them).
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from hubctl.manifest import Manifest, parse_manifest
+from hubctl.registry.manifest import Manifest, parse_manifest
 from hubctl.resolve import MemoryIndex
 
 GiB = 1024**3
@@ -162,7 +162,7 @@ def write_file_hub(root: Path) -> Path:
 
 def register_file_hub(root: Path) -> Path:
     """Write the file hub and add it as a registry (through the real registries/index code)."""
-    from hubctl.registries import add_registry
+    from hubctl.registry.manage import add_registry
 
     reg = write_file_hub(root)
     add_registry(str(reg), name="testhub")

@@ -48,7 +48,7 @@ def test_the_wheel_carries_the_bundled_registry_shapes_and_schemas(wheel: Path) 
     assert "registry/shapes/sd1.json" in shapes and "schemas/manifest.schema.json" in schemas
     missing = [p for p in manifests + shapes + schemas if data + p not in names]
     assert not missing, f"not in the wheel: {missing}"
-    assert "hubctl/cli/app.py" in names and "hubctl/index_compile.py" in names
+    assert "hubctl/cli/app.py" in names and "hubctl/registry/compile.py" in names
     entry = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     with zipfile.ZipFile(wheel) as z:
         assert "hubctl = hubctl.cli.app:main" in z.read(entry).decode()
@@ -60,7 +60,7 @@ def test_hubctl_unpacked_from_the_wheel_finds_its_registry_and_schemas(wheel: Pa
         z.extractall(site)
     code = (
         "import json, hubctl; from hubctl.config import bundled_registry_path, bundled_schemas_path;"
-        " from hubctl.shapes import shape_table;"
+        " from hubctl.compat.shapes import shape_table;"
         " r = bundled_registry_path(); s = bundled_schemas_path();"
         " print(json.dumps({'module': hubctl.__file__, 'registry': str(r), 'families': (r / 'families.toml').is_file(),"
         " 'manifests': len(list((r / 'manifests').glob('*/*.toml'))), 'schemas': sorted(p.name for p in s.glob('*.json')),"

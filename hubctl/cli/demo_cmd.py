@@ -7,7 +7,7 @@ whose command (or library module) is not part of this build is skipped with a no
 green while capabilities land; a step that exists and exits with another code than the one it expects
 makes ``hubctl demo`` exit 1 after the walk (every step still runs, so one failure does not hide others).
 
-Owns only the walk and its rendering; building the hub is :mod:`hubctl.demo`. Nothing heavy is imported
+Owns only the walk and its rendering; building the hub is :mod:`hubctl.demo.hub`. Nothing heavy is imported
 at module level (``hubctl --help`` stays fast).
 """
 
@@ -22,7 +22,7 @@ import typer
 from hubctl.cli.output import JsonOpt
 
 if TYPE_CHECKING:
-    from hubctl.demo import DemoHub
+    from hubctl.demo.hub import DemoHub
 
 __all__ = ["register", "Step", "walk_steps"]
 
@@ -246,7 +246,7 @@ def demo(
 
     from hubctl.cli.app import app
     from hubctl.cli.output import out, print_json
-    from hubctl.demo import DEMO_REGISTRY_NAME, build_demo_hub, register_demo_hub
+    from hubctl.demo.hub import DEMO_REGISTRY_NAME, build_demo_hub, register_demo_hub
 
     start = time.perf_counter()
     as_json = json_

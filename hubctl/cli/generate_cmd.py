@@ -1,5 +1,5 @@
 """`hubctl generate` (a verified inference run from the lock, or --replay of a recorded one) and
-`hubctl runs list|show`. Parses options and renders; the work is in hubctl.run.generate and hubctl.runs.
+`hubctl runs list|show`. Parses options and renders; the work is in hubctl.run.generate and hubctl.run.records.
 Imports nothing heavy at module level (torch/diffusers load only when generate runs)."""
 
 from __future__ import annotations
@@ -80,8 +80,7 @@ def generate(
     json_: JsonOpt = False,
 ) -> None:
     """Verified inference run: check every locked file and the set's fit, then generate a PNG with its provenance."""
-    from hubctl.cli.output import out as console
-    from hubctl.cli.output import print_json
+    from hubctl.cli.output import out as console, print_json
     from hubctl.errors import BadInput, Refused
 
     if device not in ("auto", "cpu", "mps") and not device.startswith("cuda"):
@@ -157,9 +156,8 @@ def runs_list(
     json_: JsonOpt = False,
 ) -> None:
     """List recorded runs, newest first."""
-    from hubctl import runs
-    from hubctl.cli.output import out as console
-    from hubctl.cli.output import print_json
+    from hubctl.run import records as runs
+    from hubctl.cli.output import out as console, print_json
 
     recs = runs.list_runs(limit)
     if json_:
@@ -186,9 +184,8 @@ def runs_show(
     json_: JsonOpt = False,
 ) -> None:
     """Everything a run used and produced."""
-    from hubctl import runs
-    from hubctl.cli.output import out as console
-    from hubctl.cli.output import print_json
+    from hubctl.run import records as runs
+    from hubctl.cli.output import out as console, print_json
 
     d = runs.record_to_dict(runs.get_run(run_id))
     if json_:

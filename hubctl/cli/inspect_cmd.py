@@ -1,5 +1,5 @@
 """``hubctl inspect``, ``hubctl check`` and ``hubctl convert``: parse arguments, call hubctl.probe /
-hubctl.compat / hubctl.convert, render. Library imports live inside the command functions."""
+hubctl.compat / hubctl.probe.convert, render. Library imports live inside the command functions."""
 
 from __future__ import annotations
 
@@ -110,7 +110,7 @@ def check(
 ) -> None:
     """Does this set fit together? Declared (manifests) and structural (shapes) checks; exit 1 if not."""
     from hubctl.cli.output import print_json
-    from hubctl.compat import gather_and_check
+    from hubctl.compat.gather import gather_and_check
 
     verdict = gather_and_check(base, adapters, offline=offline)
     if json_:
@@ -132,7 +132,7 @@ def convert(
 ) -> None:
     """Write a safetensors copy of a pickled checkpoint, read with torch.load(weights_only=True)."""
     from hubctl.cli.output import out, print_json
-    from hubctl.convert import convert_to_safetensors
+    from hubctl.probe.convert import convert_to_safetensors
 
     dst = convert_to_safetensors(file, out_path)
     if json_:

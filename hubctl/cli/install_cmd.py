@@ -1,6 +1,6 @@
 """CLI: ``hubctl install``, ``list``, ``verify``, ``uninstall``, ``gc`` and ``export``.
 
-Parses arguments, calls hubctl.install / hubctl.views, renders with rich (or JSON with --json). Progress
+Parses arguments, calls hubctl.sources.fetch / hubctl.store.views, renders with rich (or JSON with --json). Progress
 bars appear only on a terminal and never with --json. Library modules are imported inside the command
 functions so ``hubctl --help`` stays fast.
 
@@ -46,7 +46,7 @@ def install(
     HF cache are reused), https:// (credentials per host from HUBCTL_AUTH_<HOST>, or CIVITAI_TOKEN for
     civitai.com; sent only as a header, never shown), file:// and paths."""
     from hubctl.cli.output import err, print_json
-    from hubctl.install import install as do_install
+    from hubctl.lock.workflow import install as do_install
 
     report = do_install(list(requirements), pre=pre, dtype=dtype, vram=vram, family=family, progress=not json_)
     if json_:
@@ -73,7 +73,7 @@ def install(
 def list_(json_: JsonOpt = False) -> None:
     """List installed packages."""
     from hubctl.cli.output import err, print_json
-    from hubctl.installed import installed_packages
+    from hubctl.store.installed import installed_packages
 
     pkgs = installed_packages()
     if json_:
@@ -100,10 +100,10 @@ def list_(json_: JsonOpt = False) -> None:
 
 def _lock_packages(lock: Optional[Path]) -> tuple[Optional[Path], list[Any]]:
     """The packages of ``lock``, or of the project's lock when there is one (else none)."""
-    from hubctl.lock import read_lock
+    from hubctl.lock.lockfile import read_lock
 
     if lock is None:
-        from hubctl.project import find_project
+        from hubctl.lock.project import find_project
 
         project = find_project()
         if project is None or not project.lock_path.is_file():
@@ -121,8 +121,7 @@ def verify(
     rehashed. Exit 1 on drift, with one line per bad file."""
     from hubctl.cli.output import err, print_json
     from hubctl.errors import Refused
-    from hubctl.install import verify_installed
-    from hubctl.installed import installed_packages
+    from hubctl.store.installed import installed_packages, verify_installed
 
     lock_path, locked = _lock_packages(lock)
     packages = installed_packages()
@@ -154,7 +153,7 @@ def uninstall(
 ) -> None:
     """Forget installed packages (their blobs stay in the store until `hubctl gc`)."""
     from hubctl.cli.output import err, print_json, warn
-    from hubctl.install import uninstall as do_uninstall
+    from hubctl.store.installed import uninstall as do_uninstall
 
     rep = do_uninstall(list(names))
     if json_:
@@ -172,7 +171,7 @@ def gc(
 ) -> None:
     """Remove blobs that no installed package references, and abandoned partial downloads."""
     from hubctl.cli.output import err, print_json
-    from hubctl.install import gc as do_gc
+    from hubctl.store.installed import gc as do_gc
 
     rep = do_gc(dry_run=dry_run, on_wait=None if json_ else lambda: err().print("waiting for a running install to finish ..."))
     if json_:
@@ -194,8 +193,8 @@ def export(
     filesystem, else symlinks). Idempotent; never overwrites or deletes a file it did not create."""
     from hubctl.cli.output import err, print_json, warn
     from hubctl.errors import BadInput
-    from hubctl.installed import installed_package, installed_packages
-    from hubctl.views import export as do_export
+    from hubctl.store.installed import installed_package, installed_packages
+    from hubctl.store.views import export as do_export
 
     if packages:
         chosen = []

@@ -1,6 +1,6 @@
 """CLI: ``hubctl add``, ``remove``, ``lock``, ``sync`` and ``run`` (the project and shared-script verbs, as in uv).
 
-Parses arguments, calls hubctl.project / hubctl.locking, renders with rich (or JSON with --json). Library
+Parses arguments, calls hubctl.lock.project / hubctl.lock.workflow, renders with rich (or JSON with --json). Library
 modules are imported inside the command functions so ``hubctl --help`` stays fast.
 
 Exit codes: 0 ok; 1 no compatible set, a stale lock (``lock --check``), a script and its lock that disagree,
@@ -18,11 +18,11 @@ import typer
 from hubctl.cli.output import JsonOpt
 
 if TYPE_CHECKING:
-    from hubctl.index import Index
-    from hubctl.lock import Lock
-    from hubctl.lock_diff import Change
-    from hubctl.locking import LockResult
-    from hubctl.project import Project
+    from hubctl.registry.index import Index
+    from hubctl.lock.lockfile import Lock
+    from hubctl.lock.diff import Change
+    from hubctl.lock.workflow import LockResult
+    from hubctl.lock.project import Project
 
 __all__ = ["register"]
 
@@ -31,7 +31,7 @@ _NO_PROJECT = "no hubctl.toml (or [tool.hubctl] in pyproject.toml) here or in a 
 
 def _index() -> "Index":
     from hubctl.cli.output import warn
-    from hubctl.index import open_index
+    from hubctl.registry.manage import open_index
 
     idx = open_index()
     for w in idx.warnings:
@@ -41,7 +41,7 @@ def _index() -> "Index":
 
 def _project(script: Optional[Path]) -> "Project":
     from hubctl.errors import BadInput
-    from hubctl.project import find_project, read_script
+    from hubctl.lock.project import find_project, read_script
 
     if script is not None:
         return read_script(script)
@@ -112,9 +112,9 @@ def add(
     json_: JsonOpt = False,
 ) -> None:
     """Add requirements to the project file (hubctl.toml, created if needed) and relock."""
-    from hubctl.lock import write_lock
-    from hubctl.locking import lock_project
-    from hubctl.project import find_project, new_project, with_added, write_requires
+    from hubctl.lock.lockfile import write_lock
+    from hubctl.lock.workflow import lock_project
+    from hubctl.lock.project import find_project, new_project, with_added, write_requires
 
     project = find_project() or new_project(Path.cwd())
     updated = with_added(project, list(requirements))
@@ -129,11 +129,11 @@ def remove(
     json_: JsonOpt = False,
 ) -> None:
     """Remove packages from the project file and relock; without a project file, uninstall them from the store."""
-    from hubctl.project import find_project, with_removed, write_requires
+    from hubctl.lock.project import find_project, with_removed, write_requires
 
     project = find_project()
     if project is None:
-        from hubctl.install import uninstall
+        from hubctl.store.installed import uninstall
 
         from hubctl.cli.output import err, print_json
 
@@ -144,8 +144,8 @@ def remove(
             err().print(f"no project file here: uninstalled {', '.join(result.removed) or 'nothing'}"
                         + (f" (not installed: {', '.join(result.missing)})" if result.missing else ""))
         return
-    from hubctl.lock import write_lock
-    from hubctl.locking import lock_project
+    from hubctl.lock.lockfile import write_lock
+    from hubctl.lock.workflow import lock_project
 
     updated = with_removed(project, list(names))
     res = lock_project(updated, _index(), write=False)
@@ -168,7 +168,7 @@ def lock(
     """Resolve the project (or a script) into its lock: hubctl.lock, or S.py.lock beside the script."""
     from hubctl.cli.output import err, print_json
     from hubctl.errors import Refused
-    from hubctl.locking import check_lock, lock_project, stale_message
+    from hubctl.lock.workflow import check_lock, lock_project, stale_message
 
     project = _project(script)
     idx = _index()
@@ -204,7 +204,7 @@ def sync(
 ) -> None:
     """Make the store hold exactly what the lock says: install what is missing, every hash checked."""
     from hubctl.cli.output import err, print_json
-    from hubctl.locking import ensure_lock, sync_lock
+    from hubctl.lock.workflow import ensure_lock, sync_lock
 
     project = _project(script)
     idx = _index()
@@ -229,7 +229,7 @@ def run(
     """Lock the script if it has no lock, sync, then run it with HUBCTL_LOCK set (hubctl.paths() inside).
     Options for hubctl go before SCRIPT.py; everything after it goes to the script."""
     from hubctl.cli.output import err, print_json
-    from hubctl.locking import ensure_lock, run_script, sync_lock
+    from hubctl.lock.workflow import ensure_lock, run_script, sync_lock
 
     project = _project(script)
     idx = _index()

@@ -1,6 +1,6 @@
 """CLI: ``hubctl registry add|list|remove|update|build``, ``hubctl search`` and ``hubctl info``.
 
-Parses arguments, calls hubctl.registries / hubctl.index, renders with rich (or JSON with --json).
+Parses arguments, calls hubctl.registry (manage, configured, index), renders with rich (or JSON with --json).
 Library modules are imported inside the command functions so ``hubctl --help`` stays fast; ``search``
 answers from the index's plain-sqlite read path without parsing manifests.
 
@@ -18,8 +18,8 @@ import typer
 from hubctl.cli.output import JsonOpt
 
 if TYPE_CHECKING:
-    from hubctl.index import Index
-    from hubctl.manifest import Manifest
+    from hubctl.registry.index import Index
+    from hubctl.registry.manifest import Manifest
 
 __all__ = ["register", "human_size"]
 
@@ -60,7 +60,7 @@ def _print_table(table: Any) -> None:
 
 def _open(strict: bool = False) -> "Index":
     from hubctl.cli.output import warn
-    from hubctl.index import open_index
+    from hubctl.registry.manage import open_index
 
     idx = open_index(strict=strict)
     for w in idx.warnings:
@@ -74,8 +74,8 @@ def _open(strict: bool = False) -> "Index":
 @registry_app.command("list")
 def registry_list(json_: JsonOpt = False) -> None:
     """List configured registries (the bundled 'default' first) with their package counts."""
-    from hubctl.cli.output import out, print_json
-    from hubctl.registries import list_registries
+    from hubctl.cli.output import print_json
+    from hubctl.registry.configured import list_registries
 
     entries = list_registries()
     idx = _open()
@@ -104,8 +104,7 @@ def registry_add(
 ) -> None:
     """Add a registry. It is validated first: a bad manifest leaves everything as it was (exit 2)."""
     from hubctl.cli.output import out, print_json, warn
-    from hubctl.index import open_index
-    from hubctl.registries import add_registry
+    from hubctl.registry.manage import add_registry, open_index
 
     entry = add_registry(location, name)
     idx = open_index(strict=True)
@@ -122,7 +121,7 @@ def registry_add(
 def registry_remove(name: str = typer.Argument(..., help="Registry name (see `hubctl registry list`)."), json_: JsonOpt = False) -> None:
     """Remove an added registry; its packages leave the index."""
     from hubctl.cli.output import out, print_json
-    from hubctl.registries import remove_registry
+    from hubctl.registry.manage import remove_registry
 
     entry = remove_registry(name)
     _open()
@@ -139,8 +138,7 @@ def registry_update(
     """Re-fetch URL registries and recompile the index now. A registry that no longer validates is reported
     (exit 2) and the previous index stays in place."""
     from hubctl.cli.output import out, print_json, warn
-    from hubctl.index import open_index
-    from hubctl.registries import update_registries
+    from hubctl.registry.manage import open_index, update_registries
 
     targets = update_registries(name)
     idx = open_index(strict=True)
@@ -166,7 +164,7 @@ def registry_build(
 
     from hubctl.cli.output import out, print_json
     from hubctl.errors import BadInput
-    from hubctl.index import build_index_file
+    from hubctl.registry.compile import build_index_file
 
     src = Path(folder).expanduser()
     if not src.is_dir():

@@ -1,4 +1,11 @@
-"""Header-only probing: what an artefact is, read from its safetensors header(s) alone.
+"""Header-only probing (used by every stage that meets a file): what an artefact is, read from its
+safetensors header(s) alone.
+
+    header.py    the strict safetensors header reader        local.py    files and diffusers folders
+    remote.py    ranged https:// and hf:// header reads     pickled.py  pickles recognised, never unpickled unasked
+    keys.py      tensor names of every layout -> modules    lora.py     LoRA/LyCORIS layouts, rank and alpha
+    family.py    shapes -> family, against the family table  classify.py kind, family, layout, variant, evidence
+    types.py     the values: Probe, Evidence, Signature     convert.py  a safetensors copy of a pickle, on request
 
 Public API (used by ``hubctl inspect`` / ``check``, the installer and the inference run):
 
@@ -23,7 +30,7 @@ from hubctl.probe.header import Header, TensorInfo, read_header
 from hubctl.probe.types import Evidence, LoraModule, Probe, Signature
 
 if TYPE_CHECKING:
-    from hubctl.families import FamilyTable
+    from hubctl.registry.families import FamilyTable
 
 __all__ = ["probe", "probe_files", "read_header", "Header", "TensorInfo", "Probe", "Evidence", "LoraModule", "Signature",
            "default_family_table"]
@@ -32,15 +39,15 @@ __all__ = ["probe", "probe_files", "read_header", "Header", "TensorInfo", "Probe
 def default_family_table(*, refresh: bool = True) -> "FamilyTable":
     """The bundled families merged with those of the configured registries (the index), when it opens.
     With no index yet and no registry but the bundled one, the bundled families are the answer (no index build)."""
-    from hubctl.families import default_families
+    from hubctl.registry.families import default_families
 
     table = default_families()
     try:
         from hubctl.config import index_db_path
-        from hubctl.index import open_index
+        from hubctl.registry.manage import open_index
 
         if not index_db_path().exists():
-            from hubctl.registries import list_registries
+            from hubctl.registry.configured import list_registries
 
             if not [e for e in list_registries() if getattr(e, "name", "") != "default"]:
                 return table  # only the bundled registry: its families are the bundled ones
@@ -101,7 +108,7 @@ def probe(path_or_url: "str | os.PathLike[str]", *, families: "FamilyTable | Non
         out = classify(fr.tensors, fr.metadata, families=fams, path=str(p), fmt="diffusers-folder",
                        size=fr.size, configs=fr.configs)
         if hash:
-            from hubctl.hashes import file_hashes
+            from hubctl.store.hashes import file_hashes
 
             files = {name: file_hashes(p / name, h.data_start)["sha256"] for name, h in fr.headers.items()}
             out = replace(out, hashes={f"sha256:{name}": sha for name, sha in files.items()})
@@ -127,7 +134,7 @@ def probe(path_or_url: "str | os.PathLike[str]", *, families: "FamilyTable | Non
         scalars = read_scalars(p, header)
     hashes = None
     if hash:
-        from hubctl.hashes import file_hashes
+        from hubctl.store.hashes import file_hashes
 
         hashes = file_hashes(p, header.data_start)
     out = classify(header.tensors, header.metadata, families=fams, path=str(p), size=header.file_size,

@@ -8,9 +8,9 @@ from __future__ import annotations
 import re
 from collections import Counter
 from pathlib import PurePath
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
-from hubctl.families import FamilyTable
+from hubctl.registry.families import FamilyTable
 from hubctl.probe.family import (
     config_prediction,
     describe_signature,

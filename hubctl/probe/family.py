@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from hubctl.families import Family, FamilyTable
+from hubctl.registry.families import Family, FamilyTable
 from hubctl.probe.types import Evidence, Signature
 
 __all__ = ["match_families", "metadata_family", "metadata_prediction", "describe_signature", "family_width_phrase"]

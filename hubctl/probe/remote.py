@@ -145,7 +145,7 @@ def read_remote_header(url: str, headers: dict[str, str] | None = None, *, origi
 
 def hf_resolve(url: str) -> tuple[str, dict[str, str], str]:
     """(resolve URL, auth headers, display name) for ``hf://org/repo[@rev]/path`` (huggingface_hub imported here)."""
-    from hubctl.manifest import parse_source
+    from hubctl.registry.manifest import parse_source
 
     try:
         ref = parse_source(url)

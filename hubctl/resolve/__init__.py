@@ -1,10 +1,11 @@
 """Resolution: turn requirements into one compatible set over an index, with resolvelib.
 
 Split by role like pip's resolvelib integration: ``requirements.py`` (parsing, the virtual family
-requirement), ``candidates.py``, ``provider.py`` (what resolvelib calls), ``reporter.py`` (why no set
-exists, in plain words), ``variants.py`` (dtype and VRAM). This module holds the entry point and the
+requirement), ``candidates.py``, ``provider.py`` (what resolvelib calls), ``prune.py`` (cutting what can be
+in no set, before the search), ``reporter.py`` (why no set exists, in plain words), ``variants.py`` (dtype
+and VRAM). This module holds the entry point and the
 result types. Pure: it reads manifests only through ``index.get(name)``; it never fetches, pins or
-writes anything (pinning is :func:`hubctl.lock_pin.pin`).
+writes anything (pinning is :func:`hubctl.lock.pin.pin`).
 
 Rules: PEP 440 specifiers; pre-releases excluded unless ``pre`` or a requirement names one (as pip);
 every version depends on the virtual requirement ``family == its family`` so an adapter joins only a
@@ -25,7 +26,7 @@ from typing import Any, Iterable
 from packaging.utils import canonicalize_name
 
 from hubctl.errors import BadInput, Refused
-from hubctl.manifest import Manifest, Variant, Version
+from hubctl.registry.manifest import Manifest, Variant, Version
 from hubctl.resolve.candidates import KIND_ORDER, FamilyCandidate, PackageCandidate
 from hubctl.resolve.requirements import FAMILY, PackageRequirement, normalise_requirements, parse_requirement
 from hubctl.resolve.variants import choose_variants, estimate_vram, parse_vram

@@ -9,7 +9,7 @@ from functools import cached_property
 
 from packaging.version import Version as PEP440Version
 
-from hubctl.manifest import Manifest, Version
+from hubctl.registry.manifest import Manifest, Version
 from hubctl.resolve.requirements import FAMILY, FamilyRequirement, PackageRequirement, parse_requirement
 
 __all__ = ["PackageCandidate", "FamilyCandidate", "KIND_ORDER"]

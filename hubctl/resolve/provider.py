@@ -11,7 +11,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 from packaging.version import Version as PEP440Version
 from resolvelib import AbstractProvider
 
-from hubctl.manifest import Manifest
+from hubctl.registry.manifest import Manifest
 from hubctl.resolve.candidates import KIND_ORDER, FamilyCandidate, PackageCandidate
 from hubctl.resolve.requirements import FAMILY, FamilyRequirement, PackageRequirement
 

@@ -12,7 +12,7 @@ import re
 from typing import Sequence
 
 from hubctl.errors import BadInput, Refused
-from hubctl.manifest import Variant, Version
+from hubctl.registry.manifest import Variant, Version
 
 __all__ = ["OVERHEAD", "parse_vram", "format_bytes", "estimate_vram", "is_pickled", "variant_order", "choose_variants"]
 

@@ -1,4 +1,5 @@
-"""The verified inference run: the only part of hubctl that imports torch and diffusers.
+"""The verified inference run, last stage of the flow: the only part of hubctl that imports torch and
+diffusers.
 
     verify.py     lock -> VerifiedSet (every file against its pin, the set's compatibility); no torch
     device.py     device/dtype "auto" (cuda fp16 > mps fp16 > cpu fp32)
@@ -7,6 +8,8 @@
     pngmeta.py    A1111 "parameters" + "hubctl" PNG chunks, pixel hashes; no torch
     generate.py   the run end to end (PNG + run record) and replay; load_pipeline for scripts
     configs.py    diffusers config folders for single-file bases, from the family's reference configs
+    records.py    run records in the state database (``hubctl runs``); no torch
+    paths.py      ``hubctl.paths()`` for scripts run by ``hubctl run``: the lock's verified files; no torch
 
 Importing this package is cheap; torch/diffusers load when a function that needs them runs.
 """

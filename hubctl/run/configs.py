@@ -4,7 +4,7 @@ A single-file (LDM layout) checkpoint carries weights only; diffusers needs the 
 tokenizer to build the pipeline. This module writes ``model_index.json`` and each component's config from
 the family table (``[families.reference.*]``: the index's families, else the bundled ones, else the demo's),
 and takes the tokenizer from files locked in the base package (``tokenizer/...``), or, for the demo's tiny
-families, from hubctl.demo_models (whose tokenizer is defined by code). It never downloads and never
+families, from hubctl.demo.models (whose tokenizer is defined by code). It never downloads and never
 loads weights. The folder lives under ``$HUBCTL_HOME/views/config/`` keyed by its content.
 """
 
@@ -35,7 +35,7 @@ _LIBS = {
 def family_reference(family: str) -> dict[str, dict[str, Any]] | None:
     """The reference configs of ``family`` from the index, the bundled table, or the demo's families."""
     try:
-        from hubctl.index import open_index
+        from hubctl.registry.manage import open_index
 
         with open_index(refresh=False) as idx:
             fam = idx.families.get(family)
@@ -44,17 +44,17 @@ def family_reference(family: str) -> dict[str, dict[str, Any]] | None:
     except Exception:  # noqa: BLE001 - no index yet, or an unreadable one: fall through to the bundled data
         pass
     try:
-        from hubctl.families import default_families
+        from hubctl.registry.families import default_families
 
         fam = default_families().get(family)
         if fam is not None and fam.reference:
             return json.loads(json.dumps(fam.reference))
     except Exception:  # noqa: BLE001
         pass
-    from hubctl import demo_models
+    from hubctl.demo import families as demo_families
 
-    if family in demo_models.FAMILIES:
-        return demo_models.family_entry(family)["reference"]
+    if family in demo_families.FAMILIES:
+        return demo_families.family_entry(family)["reference"]
     return None
 
 
@@ -90,11 +90,11 @@ def write_config_dir(reference: dict[str, dict[str, Any]], tokenizer_dir: Path, 
 
 
 def _demo_tokenizer(family: str) -> Path | None:
-    """The demo families' tokenizer is defined by code (hubctl.demo_models, deterministic): write it."""
-    from hubctl import demo_models
+    """The demo families' tokenizer is defined by code (hubctl.demo.models, deterministic): write it."""
+    from hubctl.demo import families as demo_families, models as demo_models
     from hubctl.config import hubctl_home
 
-    if family not in demo_models.FAMILIES:
+    if family not in demo_families.FAMILIES:
         return None
     dest = hubctl_home() / "views" / "config" / f"tokenizer-{family}"
     if not (dest / "vocab.json").is_file():

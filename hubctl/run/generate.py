@@ -2,7 +2,7 @@
 and replay of a recorded run. The CLI (hubctl.cli.generate_cmd) and ``hubctl.load_pipeline`` call in here.
 
 Owns the order of the steps and the provenance written with each image; verification is hubctl.run.verify,
-assembly hubctl.run.pipeline, PNG chunks hubctl.run.pngmeta, the table hubctl.runs.
+assembly hubctl.run.pipeline, PNG chunks hubctl.run.pngmeta, the table hubctl.run.records.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from hubctl.run.pipeline import Assembled, AssemblyOptions, assemble
 from hubctl.run.verify import VerifiedSet, packages_from_dicts, verify_locked_set
 
 if TYPE_CHECKING:
-    from hubctl.lock import Lock
+    from hubctl.lock.lockfile import Lock
 
 __all__ = ["GenerateRequest", "read_lock", "find_lock", "run_generate", "replay", "generate_image", "library_versions",
            "load_pipeline"]
@@ -64,8 +64,7 @@ def find_lock(path: str | Path | None) -> Path:
 
 def read_lock(path: str | Path) -> "Lock":
     """Read a lock file through hubctl.lock's reader."""
-    from hubctl import lock as lockmod
-
+    from hubctl.lock import lockfile as lockmod
     for name in ("read_lock", "load_lock", "parse_lock_file"):
         fn = getattr(lockmod, name, None)
         if fn is not None:
@@ -138,7 +137,7 @@ def generate_image(asm: Assembled, req: GenerateRequest, seed: int) -> tuple[Any
 def run_generate(req: GenerateRequest, *, lock: "Lock | None" = None, lock_path: str | Path | None = None,
                  replay_of: str | None = None) -> dict[str, Any]:
     """Verify, assemble, generate, write the PNG and the run record; return the record as a dict."""
-    from hubctl import runs
+    from hubctl.run import records as runs
     from hubctl.run.pngmeta import a1111_parameters, pixel_sha256, write_png
 
     t0 = time.perf_counter()
@@ -229,8 +228,8 @@ def replay(run_id: str, *, out: str | None = None, device: str | None = None, dt
     """Run a recorded run again from its record (no lock file needed) and compare the pixel hashes.
     On CPU (with the recorded thread count, since CPU kernels' results depend on it) a mismatch is a
     refusal (exit 1, in the CLI); on a GPU the difference is reported."""
-    from hubctl import runs
-    from hubctl.lock import Lock
+    from hubctl.run import records as runs
+    from hubctl.lock.lockfile import Lock
 
     rec = runs.get_run(run_id)
     params = json.loads(rec.params_json)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 from hubctl.errors import BadInput, Refused
 
 if TYPE_CHECKING:
-    from hubctl.lock import Lock, LockedPackage
+    from hubctl.lock.lockfile import Lock, LockedPackage
 
 __all__ = [
     "VerifiedArtefact",
@@ -129,7 +129,7 @@ def package_to_dict(p: "LockedPackage") -> dict:
 
 
 def packages_from_dicts(items: Iterable[dict]) -> "list[LockedPackage]":
-    from hubctl.lock import LockedFile, LockedPackage
+    from hubctl.lock.lockfile import LockedFile, LockedPackage
 
     out = []
     for d in items:
@@ -172,7 +172,7 @@ def _layout_of(paths: list[str]) -> tuple[str, str | None]:
 
 
 def _store() -> Any:
-    from hubctl.store import open_store
+    from hubctl.store.blobs import open_store
 
     return open_store()
 
@@ -248,27 +248,26 @@ def _declared_check(base: "LockedPackage", adapters: list["LockedPackage"]) -> N
 def _family_table(family_ids: Iterable[str]) -> Any:
     """The families the probe classifies with: the bundled ones and the configured registries' (the index),
     plus the demo's tiny families when a lock names them and no registry declares them."""
-    from hubctl.families import Family, FamilyTable
+    from hubctl.registry.families import Family, FamilyTable
     from hubctl.probe import default_family_table
 
     table = default_family_table()
     missing = [f for f in dict.fromkeys(family_ids) if f and f not in table]
     if missing:
-        from hubctl import demo_models
-
+        from hubctl.demo import families as demo_families
         # all of them, not only the ones the lock names: a lock that lies about an adapter's family must still
         # see the header classified as what it really is (shapes win over declarations)
-        extra = [Family.model_validate(demo_models.family_entry(f)) for f in demo_models.FAMILIES if f not in table]
-        extra = extra if any(f in demo_models.FAMILIES for f in missing) else []
+        extra = [Family.model_validate(demo_families.family_entry(f)) for f in demo_families.FAMILIES if f not in table]
+        extra = extra if any(f in demo_families.FAMILIES for f in missing) else []
         if extra:
             table = table.merged(FamilyTable(extra))
     return table
 
 
 def _structural_check(pkgs: "list[LockedPackage]", arts: list[VerifiedArtefact]) -> list[str]:
-    """hubctl.compat's declared + structural check of the verified files (headers only); Refused naming the
+    """hubctl.compat.check's declared + structural check of the verified files (headers only); Refused naming the
     artefact and the reason when the set does not fit. Returns the verdict's warnings."""
-    from hubctl.compat import Declared, check_set
+    from hubctl.compat.check import Declared, check_set
     from hubctl.probe import probe
 
     fams = _family_table(p.family for p in pkgs)

@@ -1,8 +1,17 @@
-"""Sources: where bytes come from, behind one protocol (see base.py).
+"""Fetch: where bytes come from, behind one protocol (see base.py), and the
+orchestration that drives them into the store.
 
     source_for("hf://org/repo@rev/path")   -> HfSource    (huggingface_hub's metadata calls + ranged HTTP)
     source_for("https://host/file")        -> HttpSource  (redirects, Range resume, parallel parts)
     source_for("file:///abs/path" or path) -> LocalSource
+
+    base.py           the Source protocol and the values it returns
+    hf.py             hf:// through huggingface_hub's metadata calls
+    http.py           https:// downloads: redirects, Range resume, parallel parts, retries
+    http_response.py  reading one HTTP response (body stream, Content-Range, ETag)
+    local.py          file:// and plain paths
+    fetch.py          pin_file (a manifest file -> commit, size, sha256) and install_packages (every file of
+                      a set of locked packages into the store, one download per unique sha256, then recorded)
 
 Modules are imported on first use so that the CLI stays fast.
 """
@@ -21,7 +30,7 @@ __all__ = ["source_for"]
 
 def source_for(url: str) -> "Source":
     """The source for a URL or plain path; BadInput (exit 2) for one hubctl cannot fetch."""
-    from hubctl.manifest import parse_source
+    from hubctl.registry.manifest import parse_source
 
     try:
         ref = parse_source(url)

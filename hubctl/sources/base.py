@@ -35,7 +35,7 @@ class RemoteStat:
 
 
 class Sink(Protocol):
-    """Where a download writes: :class:`hubctl.partial.PartialFile` (thread-safe, resumable). ``plan`` returns
+    """Where a download writes: :class:`hubctl.store.partial.PartialFile` (thread-safe, resumable). ``plan`` returns
     the parts still to fetch (resuming what an earlier attempt left); ``write(part, data)`` appends at
     ``part.done``; ``restart_single`` starts over from byte 0 as one part (a server that ignores Range)."""
 

@@ -27,7 +27,7 @@ from typing import Any, BinaryIO, Optional
 from urllib.parse import urlsplit
 
 from hubctl.errors import SourceError, redact
-from hubctl.manifest import SourceRef
+from hubctl.registry.manifest import SourceRef
 from hubctl.sources.base import Progress, RemoteStat, Sink
 
 __all__ = ["HfSource", "hf_endpoint", "hf_token", "hf_offline", "hf_cache_dir"]

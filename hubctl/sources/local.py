@@ -69,7 +69,7 @@ class LocalSource:
         return io.BufferedReader(_RangeReader(self.path, start, end))  # type: ignore[return-value]
 
     def download(self, sink: Sink, *, expected_size: Optional[int] = None, progress: Optional[Progress] = None) -> None:
-        from hubctl.partial import copy_into
+        from hubctl.store.partial import copy_into
 
         st = self._stat()
         if expected_size is not None and st.st_size != expected_size:

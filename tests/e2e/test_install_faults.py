@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from hubctl.lock import LockedFile, LockedPackage
-from hubctl.store import Store
+from hubctl.lock.lockfile import LockedFile, LockedPackage
+from hubctl.store.blobs import Store
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -57,7 +57,7 @@ def _registry(tmp_path: Path, url: str, data: bytes, name: str = "net-style") ->
         f'[[versions.variants]]\nname = "fp16"\ndtype = "fp16"\n'
         f'files = [{{ path = "{name}.safetensors", size = {len(data)}, sha256 = "{hashlib.sha256(data).hexdigest()}", source = "{url}" }}]\n'
     )
-    from hubctl.registries import add_registry
+    from hubctl.registry.manage import add_registry
 
     add_registry(str(reg), name="net")
     return reg
@@ -75,7 +75,7 @@ OFFSETS = [0, 1, 2, 100, 1000, 4095, 4096, 4097, 8191, 10_000, 16_384, 20_000, 3
 
 @pytest.mark.parametrize("offset", OFFSETS)
 def test_a_connection_cut_at_any_offset_resumes_from_there(http_server, offset):
-    from hubctl.install import install_packages
+    from hubctl.sources.fetch import install_packages
 
     data = _data(SIZE)
     url = http_server.add_file("/cut.safetensors", data)
@@ -90,7 +90,7 @@ def test_a_connection_cut_at_any_offset_resumes_from_there(http_server, offset):
 
 
 def test_a_server_that_ignores_range_is_read_again_from_the_start(http_server):
-    from hubctl.install import install_packages
+    from hubctl.sources.fetch import install_packages
 
     data = _data(SIZE)
     url = http_server.add_file("/norange.safetensors", data)
@@ -127,7 +127,7 @@ def test_5xx_forever_fails_with_one_line_and_exit_3(http_server, cli, tmp_path):
 
 
 def test_a_content_length_that_claims_more_still_installs_the_right_bytes(http_server):
-    from hubctl.install import install_packages
+    from hubctl.sources.fetch import install_packages
 
     data = _data(SIZE)
     url = http_server.add_file("/long.safetensors", data)
@@ -174,8 +174,7 @@ def test_a_full_disk_leaves_no_partial_blob(http_server, cli, tmp_path, monkeypa
     # after 20,000 bytes, exactly where a full disk would fail the write.
     import errno
 
-    from hubctl import partial as partial_mod
-
+    from hubctl.store import partial as partial_mod
     data = _data(SIZE)
     url = http_server.add_file("/big.safetensors", data)
     _registry(tmp_path, url, data)
