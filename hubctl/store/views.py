@@ -206,7 +206,7 @@ def export(layout: str, root: Path, packages: Optional[list[LockedPackage]] = No
     try:
         for rel, sha in sorted(want.items()):
             blob = store.blob_path(sha)
-            if not blob.is_file():
+            if not store.has_blob(sha):  # (a symlink or folder in a blob's place is no blob)
                 rep.skipped.append(f"{rel}: blob {sha[:12]}… is not in the store (run `hubctl install` or `hubctl sync`)")
                 continue
             dest = root / rel

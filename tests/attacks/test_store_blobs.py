@@ -5,7 +5,6 @@ on the file hub (file:// sources)."""
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import shutil

@@ -77,3 +77,39 @@ def test_a_blob_reused_from_the_hf_cache_leaves_the_hf_cache_as_it_was(hub_serve
     after = os.stat(cached)
     assert (after.st_mode, after.st_nlink, after.st_ctime_ns) == (before.st_mode, before.st_nlink, before.st_ctime_ns)
     assert os.stat(Store().blob_path(lf.sha256)).st_ino != before.st_ino
+
+
+def test_an_older_state_database_keeps_its_installs_and_its_cache(tmp_path, hubctl_home):
+    """A state.db written before roots and ctime existed: its install set becomes the `installed` root, its
+    cache rows gain the ctime column (and are rehashed once), nothing is lost."""
+    import sqlite3
+
+    from hubctl.store.blobs import Store
+
+    data = b"old install" * 100
+    sha = hashlib.sha256(data).hexdigest()
+    blob = Store().blob_path(sha)
+    blob.parent.mkdir(parents=True)
+    blob.write_bytes(data)
+    os.chmod(blob, 0o444)
+    st = os.stat(blob)
+    con = sqlite3.connect(str(hubctl_home / "state.db"))
+    con.executescript(
+        "CREATE TABLE installed_packages (name VARCHAR NOT NULL PRIMARY KEY, version VARCHAR NOT NULL, kind VARCHAR NOT NULL,"
+        " family VARCHAR NOT NULL, variant VARCHAR NOT NULL, prediction VARCHAR, layout VARCHAR, dtype VARCHAR,"
+        " tokens VARCHAR NOT NULL, trigger VARCHAR NOT NULL, requires VARCHAR NOT NULL, installed_at FLOAT NOT NULL);"
+        "CREATE TABLE installed_files (package VARCHAR NOT NULL, path VARCHAR NOT NULL, url VARCHAR NOT NULL, size INTEGER NOT NULL,"
+        " sha256 VARCHAR NOT NULL, requested_revision VARCHAR, PRIMARY KEY (package, path));"
+        "CREATE TABLE store_blobs (sha256 VARCHAR NOT NULL PRIMARY KEY, size INTEGER NOT NULL, device INTEGER NOT NULL,"
+        " inode INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, verified_at FLOAT NOT NULL);"
+    )
+    con.execute("INSERT INTO installed_packages VALUES ('old-style', '1.0', 'lora', 'sd1', 'fp16', NULL, NULL, NULL, '[]', '[]', '[]', 0)")
+    con.execute("INSERT INTO installed_files VALUES ('old-style', 'a.safetensors', 'file:///x/a.safetensors', ?, ?, NULL)", (len(data), sha))
+    con.execute("INSERT INTO store_blobs VALUES (?, ?, ?, ?, ?, 0)", (sha, st.st_size, st.st_dev, st.st_ino, st.st_mtime_ns))
+    con.commit()
+    con.close()
+    (p,) = installed.installed_packages()
+    assert (p.name, p.version, [f.sha256 for f in p.files]) == ("old-style", "1.0", [sha])
+    assert [(c.ok, c.how) for c in Store().verify([sha])] == [(True, "hash")]  # no ctime known yet: rehashed once
+    assert [(c.ok, c.how) for c in Store().verify([sha])] == [(True, "stat")]
+    assert installed.gc().removed == [] and Store().has_blob(sha)
