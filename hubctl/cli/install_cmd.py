@@ -199,7 +199,7 @@ def gc(
         c.print(f"roots honoured: {_escape(kept)}")
         for r in rep.dropped:
             verb = "would drop" if dry_run else "dropped"
-            warn(f"{verb} root {r.key}: {r.why}; its files are no longer kept (run `hubctl sync` there to keep them)")
+            warn(f"{verb} root {r.key}: {r.why}; what only it pinned is no longer kept (`hubctl sync` there registers it again)")
         verb = "would remove" if dry_run else "removed"
         c.print(f"{verb} {len(rep.removed)} blob{'s' if len(rep.removed) != 1 else ''}"
                 + (f" and {rep.partials_removed} partial download{'s' if rep.partials_removed != 1 else ''}" if rep.partials_removed else "")

@@ -443,6 +443,19 @@ class Store:
         self._forget(sha256)
         return dest
 
+    def _bookkeep(self, action: Callable[[], object]) -> None:
+        """A write verify makes on the side (refresh the cache, set a bad blob aside): where it cannot be made
+        (a read-only home), the check's answer stands and the write is left for a later run."""
+        try:
+            action()
+        except OSError:
+            pass
+        except Exception as e:  # noqa: BLE001 - only the database's own errors are let through here
+            from sqlalchemy.exc import SQLAlchemyError
+
+            if not isinstance(e, SQLAlchemyError):
+                raise
+
     def verify(
         self, shas: Iterable[str], *, full: bool = False, progress: Callable[[int], None] | None = None
     ) -> list[BlobCheck]:
@@ -462,7 +475,7 @@ class Store:
                 continue
             problem = _not_a_blob(st, path)
             if problem:
-                self.quarantine(sha)
+                self._bookkeep(lambda: self.quarantine(sha))
                 out.append(BlobCheck(sha, False, "stat", problem))
                 continue
             if not full and cache.get(sha) == _stat_key(st):
@@ -471,7 +484,7 @@ class Store:
             try:
                 fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
             except OSError as e:  # swapped for a symlink since the lstat (ELOOP), or gone
-                self.quarantine(sha)
+                self._bookkeep(lambda: self.quarantine(sha))
                 out.append(BlobCheck(sha, False, "hash", f"cannot be read ({e.strerror})"))
                 continue
             try:
@@ -481,10 +494,10 @@ class Store:
             finally:
                 os.close(fd)
             if digest == sha:
-                self.record(sha, st=st)
+                self._bookkeep(lambda: self.record(sha, st=st))
                 out.append(BlobCheck(sha, True, "hash"))
             else:
-                self.quarantine(sha)
+                self._bookkeep(lambda: self.quarantine(sha))
                 out.append(BlobCheck(sha, False, "hash", problem or f"content changed: sha256 is now {digest}"))
         return out
 

@@ -146,8 +146,8 @@ def _legacy_state() -> bool:
 @dataclass(frozen=True)
 class Root:
     """One root: ``key`` ("installed" or a lock's absolute path), ``kind`` ("install" | "lock"), the sha256 of
-    the lock's bytes when it was synced; ``live`` and ``why`` (when not live: "gone", "changed since it was
-    synced") as found when it was read with :func:`live_roots`."""
+    the lock's bytes when it was synced; ``live`` and ``why`` (when not live: "the file is gone", "changed
+    since it was synced") as found when it was read with :func:`live_roots`."""
 
     key: str
     kind: str
@@ -231,7 +231,7 @@ def _lock_state(root: Root) -> Root:
     try:
         data = Path(root.key).read_bytes()
     except (FileNotFoundError, NotADirectoryError):
-        return Root(root.key, root.kind, root.lock_sha256, root.registered_at, False, "gone")
+        return Root(root.key, root.kind, root.lock_sha256, root.registered_at, False, "the file is gone")
     except OSError as e:  # unreadable now (permissions): kept, rather than lose what it pins
         return Root(root.key, root.kind, root.lock_sha256, root.registered_at, True, f"unreadable ({e.strerror}); kept")
     if hashlib.sha256(data).hexdigest() != root.lock_sha256:
@@ -326,7 +326,7 @@ def register_lock_root(path: Path, packages: list[LockedPackage]) -> str:
         data = Path(key).read_bytes()
     except OSError as e:
         raise Refused(f"{path}: cannot be read to register it ({e.strerror}); run `hubctl sync` again") from None
-    on_disk = loads_lock(data.decode("utf-8"), origin=str(path)).packages
+    on_disk = loads_lock(data.decode("utf-8", errors="replace"), origin=str(path)).packages
     pins = lambda pkgs: sorted((canonicalize_name(p.name), p.version, p.variant, tuple(sorted(f.sha256 for f in p.files))) for p in pkgs)  # noqa: E731
     if pins(on_disk) != pins(packages):
         raise Refused(f"{path}: changed while it was being synced; run `hubctl sync` again")

@@ -103,6 +103,21 @@ def test_verify_refuses_a_blob_swapped_for_a_symlink_in_one_line(kind, full, cli
     assert cli("verify", "--full").exit_code == 0
 
 
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_verify_refuses_a_blob_swapped_for_another_users_identical_file(cli, project_dir, tmp_path):
+    assert cli("install", "demo-token").exit_code == 0
+    sha, blob = _only_blob()
+    planted = blob.with_name("planted")
+    shutil.copyfile(blob, planted)
+    os.chown(planted, 4242, 4242)
+    os.replace(planted, blob)
+    r = cli("verify")
+    assert r.exit_code == 1, r.output
+    _one_line_error(r)
+    assert "learned_embeds.safetensors: not a file of the store (owned by user 4242)" in r.stderr
+    assert cli("install", "demo-token").exit_code == 0 and os.lstat(Store().blob_path(sha)).st_uid == os.geteuid()
+
+
 @pytest.mark.parametrize("kind", ["symlink-to-identical-copy", "dangling-symlink", "symlink-to-folder"])
 def test_gc_reports_a_pinned_blob_swapped_for_a_symlink_in_one_line(kind, cli, project_dir, tmp_path):
     assert cli("install", "demo-token").exit_code == 0
