@@ -201,6 +201,9 @@ def gc(
             verb = "would drop" if dry_run else "dropped"
             warn(f"{verb} root {r.key}: {r.why}; what only it pinned is no longer kept (`hubctl sync` there registers it again)")
         verb = "would remove" if dry_run else "removed"
+        if dry_run:
+            for sha in rep.removed:
+                c.print(f"would remove {sha[:12]}… {_size(rep.sizes.get(sha, 0))}" + _escape(f"  {rep.was[sha]}" if sha in rep.was else ""))
         c.print(f"{verb} {len(rep.removed)} blob{'s' if len(rep.removed) != 1 else ''}"
                 + (f" and {rep.partials_removed} partial download{'s' if rep.partials_removed != 1 else ''}" if rep.partials_removed else "")
                 + f", {_size(rep.freed)}")

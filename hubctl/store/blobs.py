@@ -94,17 +94,20 @@ class BlobCheck:
 
 @dataclass
 class GcReport:
-    """What gc removed (or, with ``dry_run``, would remove); ``bad``: blobs a root pins that were not regular
-    files of the store (sha256 -> problem), set aside; ``honoured``/``dropped``: the roots it kept or let go
-    (filled in by :func:`hubctl.store.installed.gc`)."""
+    """What gc removed (or, with ``dry_run``, would remove), with each blob's size; ``bad``: blobs a root pins
+    that were not regular files of the store (sha256 -> problem), set aside; ``honoured``/``dropped``: the roots
+    it kept or let go, and ``was``: what a removed blob was in a dropped root (filled in by
+    :func:`hubctl.store.installed.gc`)."""
 
     removed: list[str] = field(default_factory=list)
+    sizes: dict[str, int] = field(default_factory=dict)
     freed: int = 0
     partials_removed: int = 0
     dry_run: bool = False
     bad: dict[str, str] = field(default_factory=dict)
     honoured: list[Any] = field(default_factory=list)
     dropped: list[Any] = field(default_factory=list)
+    was: dict[str, str] = field(default_factory=dict)
 
 
 def _fsync_enabled() -> bool:
@@ -540,7 +543,8 @@ class Store:
                             self.quarantine(sha)
                     continue
                 rep.removed.append(sha)
-                rep.freed += st.st_size if not problem else 0
+                rep.sizes[sha] = st.st_size if not problem else 0
+                rep.freed += rep.sizes[sha]
                 if not dry_run:
                     self.remove_blob(sha)
             self._gc_partials(rep, dry_run)

@@ -197,15 +197,23 @@ def gc(*, dry_run: bool = False, on_wait: Optional[Any] = None) -> "GcReport":
     from hubctl.store.blobs import Store
 
     seen: dict[str, list[_roots.Root]] = {}
+    was: dict[str, str] = {}
 
     def keep() -> set[str]:
         roots = _roots.live_roots()
         seen["honoured"] = [r for r in roots if r.live]
         seen["dropped"] = [r for r in roots if not r.live]
+        if seen["dropped"]:
+            by_root = _roots.packages_by_root()
+            for r in seen["dropped"]:
+                for p in by_root.get(r.key, []):
+                    for f in p.files:
+                        was.setdefault(f.sha256, f"{p.name} {p.version}: {f.path} (in {r.key})")
         if not dry_run:
             _roots.drop_roots(r.key for r in seen["dropped"])
         return _roots.pinned_blobs(r.key for r in seen["honoured"])
 
     rep = Store().gc(keep, dry_run=dry_run, on_wait=on_wait)
     rep.honoured, rep.dropped = seen.get("honoured", []), seen.get("dropped", [])
+    rep.was = {sha: was[sha] for sha in rep.removed if sha in was}
     return rep

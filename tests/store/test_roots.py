@@ -84,6 +84,9 @@ def test_gc_drops_a_lock_root_whose_file_is_gone_or_changed_and_says_so(cli, hub
     assert set(dropped) == {str(a / "hubctl.lock"), str(b / "hubctl.lock")}
     assert "gone" in dropped[str(a / "hubctl.lock")] and "changed" in dropped[str(b / "hubctl.lock")]
     assert all(Store().has_blob(s) for s in pinned_a | pinned_b)  # a dry run removes nothing
+    listed = [line for line in cli("gc", "--dry-run").stderr.splitlines() if line.startswith("would remove ") and "…" in line]
+    assert sorted(line.split()[2][:12] for line in listed) == sorted(s[:12] for s in pinned_a | pinned_b)
+    assert any("demo-token 1.0: learned_embeds.safetensors (in " in line for line in listed)
 
     r = cli("gc")
     assert r.exit_code == 0, r.output
