@@ -167,6 +167,8 @@ def _points_to(dest: Path, blob: Path) -> bool:
 
 
 def _make_link(blob: Path, dest: Path, prefer_hard: bool) -> dict[str, Any]:
+    """Link ``dest`` to a blob (the one place links into the store are made): a hardlink when ``prefer_hard``
+    and the filesystem allows, else a symlink. Returns how, as export's manifest records it."""
     if prefer_hard:
         try:
             os.link(blob, dest)
@@ -328,7 +330,7 @@ def build_view(dest: Path, entries: Mapping[str, "Path | bytes"]) -> Path:
                     with os.fdopen(fd, "wb") as f:
                         f.write(what)
                 else:
-                    os.symlink(what, p)
+                    _make_link(what, p, prefer_hard=False)  # (the one place links into the store are made)
             if view_differs(dest, entries) is None:  # another process made it meanwhile: never swap a good one out
                 return dest
             if os.path.lexists(dest):
