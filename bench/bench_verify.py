@@ -1,5 +1,5 @@
 """Verification figures: `hubctl verify` of an unchanged installed set of about 4 GB (fast path: one stat per
-file against the (device, inode, size, mtime_ns) cache), and `hubctl verify --full` throughput beside
+file against the (device, inode, size, mtime_ns, ctime_ns) cache), and `hubctl verify --full` throughput beside
 `sha256sum` on a real (non-sparse) 1 GiB file.
 
     python bench/bench_verify.py [--set-gib 4] [--full-mib 1024] [-n 20] [--out bench/results/install.md]
