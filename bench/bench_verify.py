@@ -1,5 +1,5 @@
 """Verification figures: `hubctl verify` of an unchanged installed set of about 4 GB (fast path: one stat per
-file against the (device, inode, size, mtime_ns) cache), and `hubctl verify --full` throughput beside
+file against the (device, inode, size, mtime_ns, ctime_ns) cache), and `hubctl verify --full` throughput beside
 `sha256sum` on a real (non-sparse) 1 GiB file.
 
     python bench/bench_verify.py [--set-gib 4] [--full-mib 1024] [-n 20] [--out bench/results/install.md]
@@ -52,7 +52,7 @@ def _sparse_blob(store, size: int, seed: int) -> tuple[str, int]:  # type: ignor
     with open(tmp, "wb") as f:
         f.write(head[: min(size, 32)])
         f.truncate(size)
-    from hubctl.store.partial import sha256_file
+    from hubctl.store.hashes import sha256_file
 
     sha, n = sha256_file(tmp)
     store._commit(tmp, sha)  # chmod 0444, atomic rename, stat recorded: what a fetch does
@@ -131,7 +131,7 @@ def main() -> None:
             for i in range(args.full_mib):
                 f.write(block)
                 block = hashlib.sha256(block[:64]).digest() * (1 << 15)
-        sha, _ = __import__("hubctl.store.blobs", fromlist=["sha256_file"]).sha256_file(real)
+        sha, _ = __import__("hubctl.store.hashes", fromlist=["sha256_file"]).sha256_file(real)
         store._commit(real, sha)
         blob = store.blob_path(sha)
         subprocess.run(["cat", str(blob)], stdout=subprocess.DEVNULL, check=True)  # page cache, for both

@@ -8,7 +8,7 @@ One package per stage of the data flow, registry -> resolve -> lock -> fetch -> 
     resolve/   requirements -> one compatible set (resolvelib)
     lock/      the lock file, pinning, diff, the project file and script metadata, the lock workflow
     sources/   hf://, https://, file:// behind one protocol; fetching locked files into the store
-    store/     content-addressed blobs, partial downloads, installed records, views, hashes
+    store/     content-addressed blobs, partial downloads, roots (install set, synced locks), views, hashes
     run/       the verified inference run (the only place that imports torch), run records
     demo/      the offline demo hub
     cli/       the typer app, one module per command group

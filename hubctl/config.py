@@ -3,10 +3,12 @@
     $HUBCTL_HOME/                 default: the platform's user data folder (platformdirs)
         registries.toml           configured registries beyond the bundled default
         index.db                  SQLite index compiled from the registries (a cache; rebuilt atomically)
-        state.db                  SQLite state: blobs, stat cache, installed packages, run records (WAL)
+        state.db                  SQLite state: stat cache, roots (install set, synced locks), run records (WAL)
         store/sha256/ab/<hex>     content-addressed blobs, read-only
         store/partial/            downloads in progress (resumable)
         store/locks/              per-blob file locks
+        store/quarantine/         blobs that failed verification, until the next gc
+        views/run/, views/config/ folders of links diffusers loads through (checked on every run)
 """
 
 from __future__ import annotations

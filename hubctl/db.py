@@ -6,8 +6,11 @@
   concurrent hubctl processes can read while one writes (tables in the modules that own them).
 
 Table modules declare ``SQLModel`` classes with ``table=True``; callers get an engine here and call
-:func:`ensure_tables` with their tables. Any SQLAlchemy URL works through ``HUBCTL_DATABASE_URL``
-for the state database.
+:func:`ensure_tables` with their tables (the one way tables are made: ``CREATE ... IF NOT EXISTS``, so threads and
+processes may race to make them; columns a newer hubctl added are added to an older database). Rows that may
+be written by several processes at once go through :func:`upsert`. Any SQLAlchemy URL works through
+``HUBCTL_DATABASE_URL`` for the state database. The SQLite files and their folder are never group- or
+world-writable, whatever the umask.
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+
+from hubctl.fsutil import make_dirs
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
 
-__all__ = ["engine_for", "state_engine", "ensure_tables", "dispose_all"]
+__all__ = ["engine_for", "state_engine", "ensure_tables", "upsert", "dispose_all"]
 
 _engines: dict[str, "Engine"] = {}
 _lock = threading.Lock()
@@ -42,7 +47,12 @@ def engine_for(url_or_path: str | Path) -> "Engine":
 
     url = str(url_or_path)
     if "://" not in url:
-        Path(url).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            make_dirs(Path(url).parent)
+            if not os.path.lexists(url):  # 0644 at most (SQLite gives its -wal and -shm files the same mode)
+                os.close(os.open(url, os.O_RDWR | os.O_CREAT, 0o644))
+        except OSError:
+            pass  # a read-only home: SQLite says so when something is written
         url = f"sqlite:///{url}"
     with _lock:
         eng = _engines.get(url)
@@ -61,11 +71,83 @@ def state_engine() -> "Engine":
     return engine_for(os.environ.get("HUBCTL_DATABASE_URL") or state_db_path())
 
 
-def ensure_tables(engine: "Engine", tables: Iterable[type]) -> None:
-    """Create the given SQLModel table classes if they do not exist yet (idempotent)."""
-    from sqlmodel import SQLModel
+_made_lock = threading.Lock()
 
-    SQLModel.metadata.create_all(engine, tables=[t.__table__ for t in tables])  # type: ignore[attr-defined]
+
+def ensure_tables(engine: "Engine", tables: Iterable[type]) -> None:
+    """Make the given SQLModel table classes (and their indexes) where they do not exist yet, and add the
+    columns an older database lacks; once per engine and table. Idempotent and safe to race: every statement
+    is ``IF NOT EXISTS`` (another thread or process making the same table at the same moment is fine)."""
+    from sqlalchemy import inspect
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    with _made_lock:
+        made: set[str] = engine.__dict__.setdefault("_hubctl_tables", set())
+        todo = [t.__table__ for t in tables if t.__table__.name not in made]  # type: ignore[attr-defined]
+        if not todo:
+            return
+        with engine.begin() as c:
+            for table in todo:
+                c.execute(CreateTable(table, if_not_exists=True))
+                for ix in sorted(table.indexes, key=lambda i: i.name or ""):
+                    c.execute(CreateIndex(ix, if_not_exists=True))
+        insp = inspect(engine)
+        for table in todo:
+            have = {col["name"] for col in insp.get_columns(table.name)}
+            for col in table.columns:
+                if col.name not in have:
+                    _add_column(engine, table.name, col)
+            made.add(table.name)
+
+
+def _add_column(engine: "Engine", table: str, col: Any) -> None:
+    """``ALTER TABLE ... ADD COLUMN`` for a column a newer hubctl defines (nullable, with its scalar default)."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    prep = engine.dialect.identifier_preparer
+    ddl = f"ALTER TABLE {prep.quote(table)} ADD COLUMN {prep.quote(col.name)} {col.type.compile(dialect=engine.dialect)}"
+    default = getattr(col.default, "arg", None)
+    if isinstance(default, (int, float)) and not isinstance(default, bool):
+        ddl += f" DEFAULT {default!r}"
+    elif isinstance(default, str):
+        ddl += " DEFAULT '" + default.replace("'", "''") + "'"
+    try:
+        with engine.begin() as c:
+            c.execute(text(ddl))
+    except (OperationalError, ProgrammingError) as e:
+        if "duplicate column" not in str(e).lower() and "already exists" not in str(e).lower():
+            raise  # (another process added it first: fine)
+
+
+def upsert(conn: "Connection", table: Any, rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> None:
+    """Insert ``rows`` into ``table`` (an SQLModel class or a Table), replacing the other columns of a row whose
+    ``keys`` exist already: one statement per row, so two processes writing the same row never fail (no
+    read-then-insert race)."""
+    from sqlalchemy import and_, insert, update
+    from sqlalchemy.exc import IntegrityError
+
+    t = getattr(table, "__table__", table)
+    if not rows:
+        return
+    dialect = conn.dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        if dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        for row in rows:
+            stmt = dialect_insert(t).values(**row)
+            rest = {k: stmt.excluded[k] for k in row if k not in keys}
+            conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=rest) if rest else stmt.on_conflict_do_nothing())
+        return
+    for row in rows:  # other databases: try the insert, update on a conflict (inside a savepoint)
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(t).values(**row))
+        except IntegrityError:
+            where = and_(*(t.c[k] == row[k] for k in keys))
+            conn.execute(update(t).where(where).values(**{k: v for k, v in row.items() if k not in keys}))
 
 
 def dispose_all() -> None:

@@ -1,6 +1,7 @@
 """Small filesystem primitives: atomic file replacement and fsync'd renames for every writer (a crash at
 any point leaves either the old file or the new one, never a half-written file), and the one reader of
-user-given text files (missing, unreadable or not UTF-8 -> one BadInput line naming the file)."""
+user-given text files (missing, unreadable or not UTF-8 -> one BadInput line naming the file); folders for
+hubctl's own state that are never group- or world-writable (:func:`make_dirs`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from hubctl.errors import BadInput
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "fsync_dir", "read_text_input"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "fsync_dir", "read_text_input", "make_dirs"]
 
 
 def fsync_dir(path: Path) -> None:
@@ -64,3 +65,22 @@ def read_text_input(path: Path, *, missing: str = "no such file", cannot: str = 
         raise BadInput("is not UTF-8 text", context=str(path)) from None
     except OSError as e:
         raise BadInput(f"{cannot} ({e.strerror or e})", context=str(path)) from None
+
+
+def make_dirs(path: Path, mode: int = 0o755) -> Path:
+    """``mkdir -p`` for hubctl's own folders (store, state, views): every folder it makes gets ``mode`` less the
+    umask, so never group- or world-writable even under umask 000 (``Path.mkdir(parents=True)`` makes the
+    parents 0777 less the umask). Folders that exist are left as they are."""
+    path = Path(path)
+    missing = []
+    p = path
+    while not os.path.isdir(p) and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            os.mkdir(d, mode)
+        except FileExistsError:
+            if not os.path.isdir(d):
+                raise
+    return path

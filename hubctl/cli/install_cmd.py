@@ -70,31 +70,41 @@ def install(
     c.print("; ".join(parts))
 
 
-def list_(json_: JsonOpt = False) -> None:
-    """List installed packages."""
-    from hubctl.cli.output import err, print_json
-    from hubctl.store.installed import installed_packages
+def _root_label(key: str) -> str:
+    """A root as the user reads it: ``installed``, or the lock's path (with ~ for the home folder)."""
+    home = str(Path.home())
+    return "~" + key[len(home):] if key.startswith(home + "/") else key
 
-    pkgs = installed_packages()
+
+def list_(json_: JsonOpt = False) -> None:
+    """List every package version in the store's roots, with the roots that use it: `installed` (hubctl
+    install) and each synced lock (hubctl sync / run); a root gc will no longer honour is marked stale."""
+    from hubctl.cli.output import err, print_json
+    from hubctl.store.installed import package_roots
+
+    uses = package_roots()
     if json_:
         print_json(
             [
-                {"name": p.name, "version": p.version, "variant": p.variant, "kind": p.kind, "family": p.family,
-                 "files": len(p.files), "size": sum(f.size for f in p.files)}
-                for p in pkgs
+                {"name": u.package.name, "version": u.package.version, "variant": u.package.variant, "kind": u.package.kind,
+                 "family": u.package.family, "files": len(u.package.files), "size": sum(f.size for f in u.package.files),
+                 "roots": u.roots, "stale_roots": u.stale}
+                for u in uses
             ]
         )
         return
-    if not pkgs:
+    if not uses:
         err().print("nothing installed (try `hubctl install NAME`)")
         return
     from rich.table import Table
 
     t = Table(box=None, pad_edge=False)
-    for col in ("name", "version", "variant", "kind", "family", "files", "size"):
-        t.add_column(col, justify="right" if col in ("files", "size") else "left")
-    for p in pkgs:
-        t.add_row(p.name, p.version, p.variant, p.kind, p.family, str(len(p.files)), _size(sum(f.size for f in p.files)))
+    for col in ("name", "version", "variant", "kind", "family", "files", "size", "roots"):
+        t.add_column(col, justify="right" if col in ("files", "size") else "left", overflow="fold")
+    for u in uses:
+        p = u.package
+        roots = ", ".join(_root_label(r) + (" (stale)" if r in u.stale else "") for r in u.roots)
+        t.add_row(p.name, p.version, p.variant, p.kind, p.family, str(len(p.files)), _size(sum(f.size for f in p.files)), roots)
     _table(t)
 
 
@@ -169,18 +179,36 @@ def gc(
     dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Only say what would be removed."),
     json_: JsonOpt = False,
 ) -> None:
-    """Remove blobs that no installed package references, and abandoned partial downloads."""
-    from hubctl.cli.output import err, print_json
+    """Remove blobs that no root pins (the install set, and each synced lock whose file still has the bytes it
+    was synced with), and abandoned partial downloads. Says which roots it honoured and which it dropped (a
+    lock gone or changed: `hubctl sync` there registers it again)."""
+    from hubctl.cli.output import err, print_json, warn
+    from hubctl.errors import Refused
     from hubctl.store.installed import gc as do_gc
 
     rep = do_gc(dry_run=dry_run, on_wait=None if json_ else lambda: err().print("waiting for a running install to finish ..."))
+    bad = [f"{sha[:12]}… {problem}; set aside: run `hubctl install` or `hubctl sync` to fetch it again"
+           for sha, problem in sorted(rep.bad.items())]
     if json_:
-        print_json({"dry_run": rep.dry_run, "removed": rep.removed, "partials": rep.partials_removed, "freed": rep.freed})
-        return
-    verb = "would remove" if dry_run else "removed"
-    err().print(f"{verb} {len(rep.removed)} blob{'s' if len(rep.removed) != 1 else ''}"
+        print_json({"dry_run": rep.dry_run, "removed": rep.removed, "partials": rep.partials_removed, "freed": rep.freed,
+                    "roots": {"honoured": [r.to_json() for r in rep.honoured], "dropped": [r.to_json() for r in rep.dropped]},
+                    "bad": [{"sha256": sha, "problem": p} for sha, p in sorted(rep.bad.items())]})
+    else:
+        c = err()
+        kept = "; ".join(_root_label(r.key) + (f" ({r.why})" if r.why else "") for r in rep.honoured) or "none"
+        c.print(f"roots honoured: {_escape(kept)}")
+        for r in rep.dropped:
+            verb = "would drop" if dry_run else "dropped"
+            warn(f"{verb} root {r.key}: {r.why}; what only it pinned is no longer kept (`hubctl sync` there registers it again)")
+        verb = "would remove" if dry_run else "removed"
+        if dry_run:
+            for sha in rep.removed:
+                c.print(f"would remove {sha[:12]}… {_size(rep.sizes.get(sha, 0))}" + _escape(f"  {rep.was[sha]}" if sha in rep.was else ""))
+        c.print(f"{verb} {len(rep.removed)} blob{'s' if len(rep.removed) != 1 else ''}"
                 + (f" and {rep.partials_removed} partial download{'s' if rep.partials_removed != 1 else ''}" if rep.partials_removed else "")
                 + f", {_size(rep.freed)}")
+    if bad:
+        raise Refused(bad[0] if len(bad) == 1 else f"{len(bad)} pinned blobs were not regular files of the store: " + "; ".join(bad))
 
 
 def export(

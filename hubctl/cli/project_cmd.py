@@ -202,7 +202,8 @@ def sync(
     script: Optional[Path] = typer.Option(None, "--script", metavar="S.py", help="Sync a script's lock (S.py.lock)."),
     json_: JsonOpt = False,
 ) -> None:
-    """Make the store hold exactly what the lock says: install what is missing, every hash checked."""
+    """Fetch what the lock pins into the store (what is missing, every hash checked) and register the lock
+    as a root, so `hubctl gc` keeps its files while the lock keeps its bytes. Adds only: `hubctl gc` removes."""
     from hubctl.cli.output import err, print_json
     from hubctl.lock.workflow import ensure_lock, sync_lock
 
@@ -212,7 +213,7 @@ def sync(
     if relocked is not None and not json_:
         err().print(f"locked: wrote {_rel(relocked.path)}")
         _print_changes(relocked.changes)
-    result = sync_lock(lk, idx, origin=_rel(project.lock_path), progress=not json_)
+    result = sync_lock(lk, idx, origin=_rel(project.lock_path), progress=not json_, lock_path=project.lock_path)
     summary = _install_summary(result, lk)
     if json_:
         print_json({"lock": str(project.lock_path), **summary})
@@ -236,7 +237,7 @@ def run(
     lk, made = ensure_lock(project, idx, pre=pre or None, relock_stale=False)  # a disagreement refuses here
     if made is not None and not json_:
         err().print(f"locked: wrote {_rel(made.path)}")
-    sync_lock(lk, idx, origin=_rel(project.lock_path), progress=not json_)
+    sync_lock(lk, idx, origin=_rel(project.lock_path), progress=not json_, lock_path=project.lock_path)
     if json_:
         print_json({"script": str(project.path), "lock": str(project.lock_path), "packages": [p.label() for p in lk.packages]})
     code = run_script(project.path, list(ctx.args), project.lock_path)

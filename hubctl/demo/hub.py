@@ -23,7 +23,6 @@ building lives in :mod:`hubctl.demo.models`); never downloads.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import stat
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hubctl.errors import BadInput
+from hubctl.store.hashes import sha256_file
 
 if TYPE_CHECKING:
     from hubctl.registry.configured import RegistryEntry
@@ -153,14 +153,6 @@ class DemoHub:
         }
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _check_out_dir(out: Path) -> None:
     """Refuse to rebuild inside a folder hubctl demo did not make (it replaces files/ and registry/)."""
     if out.exists() and not out.is_dir():
@@ -275,7 +267,7 @@ def _write_registry(stage: Path, final_files: Path) -> dict[tuple[str, str, str]
         entries = []
         for p in sorted(q for q in folder.rglob("*") if q.is_file()):
             rel = p.relative_to(folder).as_posix()
-            entries.append((rel, p.stat().st_size, _sha256(p)))
+            entries.append((rel, p.stat().st_size, sha256_file(p)[0]))
         listing[(a["package"], a["version"], a["variant"])] = entries
 
     for name, pkg in PACKAGES.items():

@@ -230,17 +230,15 @@ def check_hashes_against_index(lock: Lock, index: Any, *, origin: str = "hubctl.
                 raise Refused(f"{origin}: {p.name} {p.version} {f.path}: size {f.size} differs from the registry's {ref.size}")
 
 
-def sync_lock(lock: Lock, index: Any | None = None, *, origin: str = "hubctl.lock", progress: bool = True) -> Any:
-    """Make the store hold exactly ``lock``: install what is missing, every hash checked, nothing else
-    touched (``hubctl.sources.fetch.install_packages``). Hashes are compared with the registry first."""
+def sync_lock(lock: Lock, index: Any | None = None, *, origin: str = "hubctl.lock", progress: bool = True,
+              lock_path: Path | None = None) -> Any:
+    """Make the store hold everything ``lock`` pins: fetch what is missing, every hash checked, nothing else
+    touched (``hubctl.sources.fetch.install_packages``), and register the lock file at ``lock_path`` as a root
+    (gc keeps what it pins while the file keeps its bytes). Hashes are compared with the registry first."""
     from hubctl.sources.fetch import install_packages
-    from hubctl.store.blobs import Store
 
     check_hashes_against_index(lock, index, origin=origin)
-    # Create the store's tables once, here, before install_packages fetches in threads (a first-use
-    # table creation from several threads at once can race; reported to the store's owner).
-    Store().records([])
-    return install_packages(list(lock.packages), progress=progress)
+    return install_packages(list(lock.packages), progress=progress, lock_path=lock_path)
 
 
 # --------------------------------------------------------------------------------------------- install by name

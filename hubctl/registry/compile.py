@@ -334,15 +334,18 @@ def write_index_db(
     ``packages`` are (registry name, manifest) pairs; the first of two with the same normalised name wins.
     Usable directly by benchmarks that generate manifests in memory."""
     from sqlalchemy import insert
-    from sqlmodel import Session, SQLModel, create_engine
+    from sqlmodel import Session, create_engine
+
+    from hubctl.db import ensure_tables
+    from hubctl.fsutil import make_dirs
 
     IndexPackage, IndexFamily, IndexRegistry, IndexMeta = _tables()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
     engine = create_engine(f"sqlite:///{tmp}")
     try:
-        SQLModel.metadata.create_all(engine, tables=[t.__table__ for t in _tables()])  # type: ignore[attr-defined]
+        ensure_tables(engine, _tables())
         counts: dict[str, int] = {}
         with Session(engine) as s:
             fam_rows = [

@@ -3,17 +3,18 @@
 A single-file (LDM layout) checkpoint carries weights only; diffusers needs the component configs and a
 tokenizer to build the pipeline. This module writes ``model_index.json`` and each component's config from
 the family table (``[families.reference.*]``: the index's families, else the bundled ones, else the demo's),
-and takes the tokenizer from files locked in the base package (``tokenizer/...``), or, for the demo's tiny
-families, from hubctl.demo.models (whose tokenizer is defined by code). It never downloads and never
-loads weights. The folder lives under ``$HUBCTL_HOME/views/config/`` keyed by its content.
+and takes the tokenizer from files locked in the base package (``tokenizer/...``, linked to their verified
+blobs), or, for the demo's tiny families, from hubctl.demo.models (whose tokenizer is defined by code). It
+never downloads and never loads weights. The folder lives under ``$HUBCTL_HOME/views/config/`` keyed by its
+content, and is checked on every use (hubctl.store.views.build_view, the one view builder).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,7 @@ from hubctl.errors import Refused
 if TYPE_CHECKING:
     from hubctl.run.verify import VerifiedArtefact
 
-__all__ = ["family_reference", "family_config_dir", "write_config_dir"]
+__all__ = ["family_reference", "family_config_dir", "config_files"]
 
 _LIBS = {
     "UNet2DConditionModel": "diffusers",
@@ -58,81 +59,76 @@ def family_reference(family: str) -> dict[str, dict[str, Any]] | None:
     return None
 
 
-def write_config_dir(reference: dict[str, dict[str, Any]], tokenizer_dir: Path, dest: Path, prediction: str | None = None) -> Path:
-    """Write a diffusers StableDiffusionPipeline config folder (no weights) into ``dest``."""
-    dest.mkdir(parents=True, exist_ok=True)
+def config_files(reference: dict[str, dict[str, Any]], prediction: str | None = None) -> dict[str, bytes]:
+    """The config files (no weights, no tokenizer) of a diffusers StableDiffusionPipeline folder made from a
+    family's reference configs: relative path -> bytes."""
     index: dict[str, Any] = {"_class_name": "StableDiffusionPipeline", "requires_safety_checker": False,
                              "safety_checker": [None, None], "feature_extractor": [None, None],
                              "tokenizer": ["transformers", "CLIPTokenizer"]}
+    out: dict[str, bytes] = {}
     for comp in ("unet", "vae", "text_encoder", "scheduler"):
         cfg = dict(reference[comp])
         cls = cfg.get("_class_name", "")
         index[comp] = [_LIBS.get(cls, "diffusers"), cls]
-        (dest / comp).mkdir(exist_ok=True)
+        name = "config.json"
         if comp == "scheduler":
             if prediction:
                 cfg["prediction_type"] = prediction
-            (dest / comp / "scheduler_config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True))
+            name = "scheduler_config.json"
         elif comp == "text_encoder":
             cfg.pop("_class_name", None)
             cfg.setdefault("architectures", [cls])
             cfg.setdefault("model_type", "clip_text_model")
-            (dest / comp / "config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True))
-        else:
-            (dest / comp / "config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True))
-    (dest / "model_index.json").write_text(json.dumps(index, indent=2, sort_keys=True))
-    tok = dest / "tokenizer"
-    tok.mkdir(exist_ok=True)
+        out[f"{comp}/{name}"] = json.dumps(cfg, indent=2, sort_keys=True).encode()
+    out["model_index.json"] = json.dumps(index, indent=2, sort_keys=True).encode()
+    return out
+
+
+def _tokenizer_entries(tokenizer_dir: Path) -> dict[str, "Path | bytes"]:
+    """The tokenizer files of a config folder: links to the verified blobs where ``tokenizer_dir`` is a run
+    view (links into the store), else the files' bytes."""
+    out: dict[str, Path | bytes] = {}
     for f in sorted(Path(tokenizer_dir).iterdir()):
-        if f.is_file():
-            shutil.copyfile(f, tok / f.name)
-    return dest
+        if f.is_symlink():
+            out[f"tokenizer/{f.name}"] = Path(os.readlink(f))
+        elif f.is_file():
+            out[f"tokenizer/{f.name}"] = f.read_bytes()
+    return out
 
 
-def _demo_tokenizer(family: str) -> Path | None:
-    """The demo families' tokenizer is defined by code (hubctl.demo.models, deterministic): write it."""
+@functools.lru_cache(maxsize=None)
+def _demo_tokenizer(family: str) -> dict[str, bytes] | None:
+    """The demo families' tokenizer is defined by code (hubctl.demo.models, deterministic): its files, made
+    afresh once per process (so no folder of them can be edited in between)."""
+    import tempfile
+
     from hubctl.demo import families as demo_families, models as demo_models
-    from hubctl.config import hubctl_home
 
     if family not in demo_families.FAMILIES:
         return None
-    dest = hubctl_home() / "views" / "config" / f"tokenizer-{family}"
-    if not (dest / "vocab.json").is_file():
-        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        demo_models.build_tokenizer(tmp).save_pretrained(str(tmp))
-        try:
-            os.replace(tmp, dest)
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return dest
+    with tempfile.TemporaryDirectory() as tmp:
+        demo_models.build_tokenizer(Path(tmp) / "t").save_pretrained(str(Path(tmp) / "t"))
+        return {f"tokenizer/{f.name}": f.read_bytes() for f in sorted((Path(tmp) / "t").iterdir()) if f.is_file()}
 
 
 def family_config_dir(base: "VerifiedArtefact") -> Path:
-    """The config folder for a single-file base (made once per content, reused)."""
+    """The config folder for a single-file base (one per content under ``views/config/``), checked file by
+    file on every use and made afresh when anything in it differs (hubctl.store.views.build_view)."""
     from hubctl.config import hubctl_home
+    from hubctl.store.views import build_view
 
     reference = family_reference(base.family)
     if not reference or not all(k in reference for k in ("unet", "vae", "text_encoder", "scheduler")):
         raise Refused(f"{base.label}: single file of family {base.family!r}, whose reference configs are unknown; "
                       "lock its diffusers variant instead")
     tok_src = base.root / "tokenizer"
-    if not tok_src.is_dir():
-        tok_src = _demo_tokenizer(base.family)
-    if tok_src is None:
+    tokenizer = _tokenizer_entries(tok_src) if tok_src.is_dir() else _demo_tokenizer(base.family)
+    if tokenizer is None:
         raise Refused(f"{base.label}: a single-file base needs its tokenizer files locked beside it (tokenizer/...); "
                       "none are, and hubctl does not download at load time")
     material = json.dumps({"ref": reference, "tok": sorted(base.sha256.get(k, "") for k in base.sha256 if k.startswith("tokenizer/")),
                            "pred": base.prediction}, sort_keys=True)
     key = hashlib.sha256(material.encode()).hexdigest()[:16]
-    dest = hubctl_home() / "views" / "config" / f"{base.family}-{key}"
-    if (dest / "model_index.json").is_file():
-        return dest
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    write_config_dir(reference, tok_src, tmp, base.prediction if base.prediction in ("epsilon", "v_prediction") else None)
-    try:
-        os.replace(tmp, dest)
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return dest
+    pred = base.prediction if base.prediction in ("epsilon", "v_prediction") else None
+    entries: dict[str, Path | bytes] = {**config_files(reference, pred), **tokenizer}
+    return build_view(hubctl_home() / "views" / "config" / f"{base.family}-{key}", entries)

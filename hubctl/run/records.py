@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import weakref
 from datetime import datetime, timezone
 from typing import Any, Optional
 
@@ -56,24 +55,12 @@ def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(4)
 
 
-_ready: "weakref.WeakSet[Any]" = weakref.WeakSet()
-
-
 def _engine():  # type: ignore[no-untyped-def]
-    """The state engine with the run table created (once per engine; another process creating it at the
-    same moment is fine)."""
-    from sqlalchemy.exc import OperationalError
-
+    """The state engine with the run table made (hubctl.db.ensure_tables: once per engine, safe to race)."""
     from hubctl.db import ensure_tables, state_engine
 
     eng = state_engine()
-    if eng not in _ready:
-        try:
-            ensure_tables(eng, [RunRecord])
-        except OperationalError as e:
-            if "already exists" not in str(e):
-                raise
-        _ready.add(eng)
+    ensure_tables(eng, [RunRecord])
     return eng
 
 

@@ -7,14 +7,14 @@ hubctl.compat. The first failure raises :class:`~hubctl.errors.Refused` naming t
 
 Must not import torch or diffusers (``hubctl runs`` and the checks stay fast); loads no tensor. The verified
 files are laid out under ``$HUBCTL_HOME/views/run/`` as symlinks into the store, keeping each file's
-name in its package, so diffusers sees the folder layout (or the single file's suffix) it expects.
+name in its package, so diffusers sees the folder layout (or the single file's suffix) it expects; every link
+of that view is checked on each run (hubctl.store.views.build_view).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
@@ -206,30 +206,15 @@ def _verify_blobs(packages: "list[LockedPackage]") -> dict[str, Path]:
 
 
 def _materialise(label: str, files: dict[str, Path]) -> Path:
-    """A folder of symlinks (package path -> blob), keyed by the content, made atomically and reused."""
+    """A folder of symlinks (package path -> verified blob), keyed by the content; checked link by link on
+    every run and made afresh when anything in it differs (hubctl.store.views.build_view), so a re-pointed
+    link or a planted file is never what diffusers loads."""
     from hubctl.config import hubctl_home
+    from hubctl.store.views import build_view
 
     key = hashlib.sha256(json.dumps({k: str(v) for k, v in sorted(files.items())}).encode()).hexdigest()[:16]
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
-    root = hubctl_home() / "views" / "run" / f"{safe}-{key}"
-    if root.is_dir():
-        return root
-    tmp = root.with_name(f".{root.name}.{os.getpid()}.tmp")
-    if tmp.exists():
-        import shutil
-
-        shutil.rmtree(tmp)
-    for rel, blob in files.items():
-        dst = tmp / rel
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        os.symlink(blob, dst)
-    try:
-        os.replace(tmp, root)
-    except OSError:  # another process made it first
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
-    return root
+    return build_view(hubctl_home() / "views" / "run" / f"{safe}-{key}", files)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -341,13 +326,9 @@ def artefact_from_path(path: str | Path, *, kind: str = "checkpoint", name: str 
         root = path
     else:
         files, rels, layout, main, root = [path], [path.name], "single_file", path.name, path.parent
-    hashes = {}
-    for rel, p in zip(rels, files):
-        h = hashlib.sha256()
-        with open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        hashes[rel] = h.hexdigest()
+    from hubctl.store.hashes import sha256_file
+
+    hashes = {rel: sha256_file(p)[0] for rel, p in zip(rels, files)}
     return VerifiedArtefact(
         name=name or path.stem, version="", kind=kind, family=family, root=root, layout=layout,
         weights=(root / main) if main else None, sha256=hashes, prediction=prediction, tokens=tuple(tokens),

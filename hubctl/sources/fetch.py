@@ -25,6 +25,8 @@ from hubctl.errors import BadInput, HubctlError, Refused, SourceError, redact
 from hubctl.lock.lockfile import LockedFile, LockedPackage
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from hubctl.registry.manifest import FileRef
     from hubctl.progress import ProgressSink
     from hubctl.store.blobs import FetchResult, Store
@@ -214,7 +216,7 @@ def _fetch_blob(store: "Store", sha: str, entries: list[tuple[LockedPackage, Loc
         if cached is None:
             continue
         try:
-            res = store.import_file(cached, sha256=sha, size=size, link=True, label=label)
+            res = store.import_file(cached, sha256=sha, size=size, label=label)
             return BlobOutcome(sha, size, "store" if res.reused else "hf-cache", paths=paths)
         except (HashMismatch, OSError):
             continue  # a damaged cache file: download instead
@@ -240,19 +242,22 @@ def _fetch_blob(store: "Store", sha: str, entries: list[tuple[LockedPackage, Loc
     raise errors[0]
 
 
-def install_packages(packages: list[LockedPackage], *, progress: "bool | ProgressSink" = True, workers: int = 4) -> InstallReport:
+def install_packages(packages: list[LockedPackage], *, progress: "bool | ProgressSink" = True, workers: int = 4,
+                     lock_path: "Path | None" = None) -> InstallReport:
     """Fetch every file of ``packages`` into the store (one download per unique sha256; size and sha256
-    checked; HF cache and store blobs reused) and record the packages as installed, in one transaction,
-    only when every file arrived. Blobs that did arrive stay in the store, so a rerun fetches only the rest.
+    checked; HF cache and store blobs reused) and record them, in one transaction, only when every file
+    arrived: in the install set, or, with ``lock_path`` (``sync``, ``run``), as that lock's root (the store's
+    roots: hubctl.store.roots). Blobs that did arrive stay in the store, so a rerun fetches only the rest.
     Raises SourceError (exit 3) for a source that failed, naming the file."""
-    from hubctl.store.installed import installed_packages, record_installed
+    from hubctl.store.installed import record_installed
+    from hubctl.store.roots import INSTALL_ROOT, lock_root_key, register_lock_root, root_packages
     from hubctl.progress import make_progress
     from hubctl.store.blobs import Store
 
     blobs = _check_packages(packages)
     store = Store()
     report = InstallReport(packages=list(packages))
-    before = {p.name: f"{p.version} {p.variant}" for p in installed_packages()}
+    before = {p.name: f"{p.version} {p.variant}" for p in root_packages(INSTALL_ROOT if lock_path is None else lock_root_key(lock_path))}
     from packaging.utils import canonicalize_name
 
     report.previous = {canonicalize_name(p.name): before[canonicalize_name(p.name)] for p in packages if canonicalize_name(p.name) in before}
@@ -287,6 +292,9 @@ def install_packages(packages: list[LockedPackage], *, progress: "bool | Progres
                     raise
         if errors:
             raise errors[0]
-        record_installed(packages)
+        if lock_path is None:
+            record_installed(packages)
+        else:
+            register_lock_root(lock_path, list(packages))
     report.blobs = [outcomes[sha] for sha in blobs]
     return report

@@ -1,25 +1,21 @@
-"""What is installed: the state tables of installed packages and their locked files, the queries other
-parts ask (``installed_packages()``, ``installed_paths(name)``, the blobs referenced), and the housekeeping
-commands over them (``uninstall``, ``verify``, ``gc``).
+"""What is installed: the install set (the root ``hubctl install`` / ``uninstall`` edit, one version per name)
+and the queries other parts ask (``installed_packages()``, ``installed_paths(name)``, the blobs referenced),
+and the housekeeping commands over every root (``uninstall``, ``verify``, ``gc``, and what ``hubctl list``
+shows: each package version with the roots that use it).
 
-One version of a package is installed at a time; installing another replaces its record (the old blobs
-stay in the store until ``hubctl gc``). Every write is one transaction. URLs are stored redacted, so no
-credential reaches the database. Never fetches; blobs are checked and removed through :class:`hubctl.store.blobs.Store`.
+Installing another version of a name replaces it in the install set (the old blobs stay in the store until
+``hubctl gc``, and stay beyond it while a synced lock pins them). The tables, lock roots and their liveness are
+:mod:`hubctl.store.roots`. Never fetches; blobs are checked and removed through :class:`hubctl.store.blobs.Store`.
 """
 
 from __future__ import annotations
 
-import json
-import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Optional
 
-from packaging.utils import canonicalize_name
-
-from hubctl.errors import redact
 from hubctl.lock.lockfile import LockedFile, LockedPackage
+from hubctl.store import roots as _roots
 
 if TYPE_CHECKING:
     from hubctl.progress import ProgressSink
@@ -33,6 +29,8 @@ __all__ = [
     "installed_versions",
     "remove_installed",
     "referenced_blobs",
+    "package_roots",
+    "PackageUse",
     "uninstall",
     "UninstallReport",
     "verify_installed",
@@ -41,146 +39,23 @@ __all__ = [
 ]
 
 
-_tables: dict[str, Any] = {}
-_tables_lock = threading.Lock()
-
-
-def _table_classes() -> tuple[Any, Any]:
-    """(InstalledPackageRow, InstalledFileRow), defined on first use so that reads need no sqlmodel.
-
-    installed_packages: one row per installed package (its exact version and variant; tokens, trigger and
-    requires as JSON arrays). installed_files: one row per file (path in the package -> blob sha256)."""
-    with _tables_lock:
-        if not _tables:
-            from sqlmodel import Field, SQLModel
-
-            class InstalledPackageRow(SQLModel, table=True):
-                __tablename__ = "installed_packages"
-
-                name: str = Field(primary_key=True)
-                version: str
-                kind: str
-                family: str
-                variant: str
-                prediction: Optional[str] = None
-                layout: Optional[str] = None
-                dtype: Optional[str] = None
-                tokens: str = "[]"
-                trigger: str = "[]"
-                requires: str = "[]"
-                installed_at: float = 0.0
-
-            class InstalledFileRow(SQLModel, table=True):
-                __tablename__ = "installed_files"
-
-                package: str = Field(primary_key=True)
-                path: str = Field(primary_key=True)
-                url: str
-                size: int
-                sha256: str = Field(index=True)
-                requested_revision: Optional[str] = None
-
-            _tables["pkg"], _tables["file"] = InstalledPackageRow, InstalledFileRow
-        return _tables["pkg"], _tables["file"]
-
-
-def _engine():  # type: ignore[no-untyped-def]
-    from hubctl.db import state_engine
-    from hubctl.store.state import ensure_state_tables
-
-    eng = state_engine()
-    ensure_state_tables(eng, list(_table_classes()))
-    return eng
-
-
 def record_installed(packages: Iterable[LockedPackage]) -> None:
-    """Record ``packages`` as installed (replacing any installed version of the same names), atomically."""
-    from sqlmodel import Session, delete
-
-    Pkg, File = _table_classes()
-    now = time.time()
-    with Session(_engine()) as s:
-        for p in packages:
-            name = canonicalize_name(p.name)
-            s.exec(delete(File).where(File.package == name))  # type: ignore[call-overload]
-            s.exec(delete(Pkg).where(Pkg.name == name))  # type: ignore[call-overload]
-            s.add(
-                Pkg(
-                    name=name,
-                    version=p.version,
-                    kind=p.kind,
-                    family=p.family,
-                    variant=p.variant,
-                    prediction=p.prediction,
-                    layout=p.layout,
-                    dtype=p.dtype,
-                    tokens=json.dumps(list(p.tokens)),
-                    trigger=json.dumps(list(p.trigger)),
-                    requires=json.dumps(list(p.requires)),
-                    installed_at=now,
-                )
-            )
-            for f in p.files:
-                s.add(
-                    File(
-                        package=name,
-                        path=f.path,
-                        url=redact(f.url),
-                        size=f.size,
-                        sha256=f.sha256,
-                        requested_revision=f.requested_revision,
-                    )
-                )
-        s.commit()
-
-
-_PKG_COLS = "name, version, kind, family, variant, prediction, layout, dtype, tokens, trigger, requires"
-_FILE_COLS = "package, path, url, size, sha256, requested_revision"
-
-
-def _to_locked(row: tuple[Any, ...], files: list[tuple[Any, ...]]) -> LockedPackage:
-    name, version, kind, family, variant, prediction, layout, dtype, tokens, trigger, requires = row
-    return LockedPackage(
-        name=name,
-        version=version,
-        kind=kind,
-        family=family,
-        variant=variant,
-        files=tuple(
-            LockedFile(path=f[1], url=f[2], size=int(f[3]), sha256=f[4], requested_revision=f[5])
-            for f in sorted(files, key=lambda f: f[1])
-        ),
-        prediction=prediction,
-        layout=layout,
-        dtype=dtype,
-        tokens=tuple(json.loads(tokens or "[]")),
-        trigger=tuple(json.loads(trigger or "[]")),
-        requires=tuple(json.loads(requires or "[]")),
-    )
+    """Record ``packages`` in the install set (replacing any installed version of the same names), atomically."""
+    _roots.set_packages(packages)
 
 
 def installed_packages() -> list[LockedPackage]:
-    """Every installed package, by name, as the lock's value type (files pinned by sha256)."""
-    from hubctl.store.state import read_state
-
-    rows = read_state(f"SELECT {_PKG_COLS} FROM installed_packages ORDER BY name")
-    if not rows:
-        return []
-    by_pkg: dict[str, list[tuple[Any, ...]]] = {}
-    for f in read_state(f"SELECT {_FILE_COLS} FROM installed_files"):
-        by_pkg.setdefault(f[0], []).append(f)
-    return [_to_locked(r, by_pkg.get(r[0], [])) for r in rows]
+    """Every package of the install set, by name, as the lock's value type (files pinned by sha256); one
+    snapshot of the state database."""
+    return _roots.root_packages()
 
 
 def installed_package(name: str) -> Optional[LockedPackage]:
     """The installed package ``name`` (PEP 503 normalised), or None."""
-    from hubctl.store.state import read_state
+    from packaging.utils import canonicalize_name
 
     n = canonicalize_name(name)
-    rows = read_state(f"SELECT {_PKG_COLS} FROM installed_packages WHERE name = :n", {"n": n})
-    if not rows:
-        return None
-    return _to_locked(rows[0], read_state(f"SELECT {_FILE_COLS} FROM installed_files WHERE package = :n", {"n": n}))
+    return next((p for p in installed_packages() if p.name == n), None)
 
 
 def installed_versions() -> dict[str, str]:
@@ -202,27 +77,47 @@ def installed_paths(name: str) -> dict[str, Path]:
 
 def remove_installed(names: Iterable[str]) -> list[str]:
     """Forget installed packages (their blobs stay until gc); returns the names that were installed."""
-    from sqlmodel import Session, delete
-
-    Pkg, File = _table_classes()
-    removed: list[str] = []
-    with Session(_engine()) as s:
-        for name in names:
-            n = canonicalize_name(name)
-            if s.get(Pkg, n) is None:
-                continue
-            s.exec(delete(File).where(File.package == n))  # type: ignore[call-overload]
-            s.exec(delete(Pkg).where(Pkg.name == n))  # type: ignore[call-overload]
-            removed.append(n)
-        s.commit()
-    return removed
+    return _roots.remove_packages(names)
 
 
 def referenced_blobs() -> set[str]:
-    """Every sha256 an installed package references (what gc keeps)."""
-    from hubctl.store.state import read_state
+    """Every sha256 a live root pins (what gc keeps)."""
+    return _roots.pinned_blobs(r.key for r in _roots.live_roots() if r.live)
 
-    return {r[0] for r in read_state("SELECT DISTINCT sha256 FROM installed_files")}
+
+@dataclass
+class PackageUse:
+    """One package version (name, version, variant) and the roots that use it (``installed`` and lock paths);
+    ``stale``: those of its roots that gc will no longer honour (gone or changed)."""
+
+    package: LockedPackage
+    roots: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
+
+
+def package_roots() -> list[PackageUse]:
+    """Each package version in any root, with the roots that use it (by name, then version)."""
+    from packaging.version import InvalidVersion, Version
+
+    state = {r.key: r for r in _roots.live_roots()}
+    uses: dict[tuple[str, str, str], PackageUse] = {}
+    for key, pkgs in _roots.packages_by_root().items():
+        for p in pkgs:
+            u = uses.setdefault((p.name, p.version, p.variant), PackageUse(p))
+            u.roots.append(key)
+            if key in state and not state[key].live:
+                u.stale.append(key)
+
+    def order(k: tuple[str, str, str]) -> tuple[Any, ...]:
+        try:
+            return (k[0], 0, Version(k[1]), k[2])
+        except InvalidVersion:
+            return (k[0], 1, k[1], k[2])
+
+    out = [uses[k] for k in sorted(uses, key=order)]
+    for u in out:
+        u.roots.sort(key=lambda r: (r != _roots.INSTALL_ROOT, r))
+    return out
 
 
 # --------------------------------------------------------------------------------------------- housekeeping
@@ -239,7 +134,7 @@ class UninstallReport:
 
 def uninstall(names: Iterable[str]) -> UninstallReport:
     """Forget installed packages (``hubctl uninstall``; ``hubctl remove`` without a project file). Their
-    blobs stay in the store until ``hubctl gc``."""
+    blobs stay in the store until ``hubctl gc`` (and beyond while a synced lock pins them)."""
     from packaging.utils import canonicalize_name
 
     names = [canonicalize_name(n) for n in names]
@@ -295,8 +190,30 @@ def verify_installed(*, full: bool = False, packages: Optional[list[LockedPackag
 
 
 def gc(*, dry_run: bool = False, on_wait: Optional[Any] = None) -> "GcReport":
-    """Remove blobs no installed package references (and abandoned partial downloads). Waits for running
-    installs (``on_wait`` is called once if it must), then reads the references under the store lock."""
+    """Remove blobs no live root pins (and abandoned partial downloads). Waits for running installs and syncs
+    (``on_wait`` is called once if it must), then, under the store lock, checks every root: the install set and
+    each synced lock whose file still has the same bytes are honoured; a lock gone or changed is dropped (and,
+    unless ``dry_run``, forgotten). The report names both."""
     from hubctl.store.blobs import Store
 
-    return Store().gc(referenced_blobs, dry_run=dry_run, on_wait=on_wait)
+    seen: dict[str, list[_roots.Root]] = {}
+    was: dict[str, str] = {}
+
+    def keep() -> set[str]:
+        roots = _roots.live_roots()
+        seen["honoured"] = [r for r in roots if r.live]
+        seen["dropped"] = [r for r in roots if not r.live]
+        if seen["dropped"]:
+            by_root = _roots.packages_by_root()
+            for r in seen["dropped"]:
+                for p in by_root.get(r.key, []):
+                    for f in p.files:
+                        was.setdefault(f.sha256, f"{p.name} {p.version}: {f.path} (in {r.key})")
+        if not dry_run:
+            _roots.drop_roots(r.key for r in seen["dropped"])
+        return _roots.pinned_blobs(r.key for r in seen["honoured"])
+
+    rep = Store().gc(keep, dry_run=dry_run, on_wait=on_wait)
+    rep.honoured, rep.dropped = seen.get("honoured", []), seen.get("dropped", [])
+    rep.was = {sha: was[sha] for sha in rep.removed if sha in was}
+    return rep

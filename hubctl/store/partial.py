@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from hubctl.errors import SourceError
-from hubctl.fsutil import atomic_write_text
+from hubctl.fsutil import atomic_write_text, make_dirs
 
-__all__ = ["CHUNK", "Part", "PartialFile", "Hasher", "Cancelled", "cancel_all", "sha256_file", "copy_into"]
+__all__ = ["CHUNK", "Part", "PartialFile", "Hasher", "Cancelled", "cancel_all", "copy_into"]
 
-CHUNK = 8 << 20  # read size for hashing
+CHUNK = 8 << 20  # read size for hashing and copying
 HASH_BATCH = 4 << 20  # the hasher thread wakes when this much is waiting (or at the end)
 
 
@@ -51,35 +51,8 @@ def _unlink(p: Path) -> None:
         pass
 
 
-# -------------------------------------------------------------------------------------------- hashing
-
 # A hook so tests can inject a full disk (ENOSPC) without a tiny filesystem (which needs root to mount).
 _pwrite: Callable[[int, bytes | memoryview, int], int] = os.pwrite
-
-
-def sha256_file(path: Path, *, progress: Callable[[int], None] | None = None) -> tuple[str, int]:
-    """Stream a file through sha256: (hex digest, bytes read). Large reads into one reused buffer."""
-    h = hashlib.sha256()
-    n = 0
-    buf = bytearray(CHUNK)
-    mv = memoryview(buf)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        try:
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-        except (AttributeError, OSError):
-            pass
-        while True:
-            k = os.readv(fd, [mv])
-            if not k:
-                break
-            h.update(mv[:k])
-            n += k
-            if progress is not None:
-                progress(k)
-    finally:
-        os.close(fd)
-    return h.hexdigest(), n
 
 
 # ------------------------------------------------------------------------------------------- partials
@@ -136,7 +109,7 @@ class PartialFile:
         """Resume a matching earlier partial or start fresh; returns the parts still to fetch (with their
         progress). A partial keyed by the blob's sha256 resumes whenever the size matches (the final hash
         check catches anything stale); one keyed by URL also needs the same validator (ETag)."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.directory)
         with self.cond:
             old = self._load()
             if old is not None and old[0] == size and size is not None and (

@@ -1,10 +1,11 @@
 """The store's table in the state database and the read path to it: the ``store_blobs`` table (one row
-per blob with the stat it had when last hashed: the verification cache), defined on first use; creating
-state tables once per engine; and read-only queries on the state database (:func:`read_state`).
+per blob with the stat it had when last hashed: the verification cache), defined on first use; and read-only
+queries on the state database (:func:`read_state`).
 
-Owns only the table definition and how it is reached. Must not touch blob files, partials or locks
-(that is :mod:`hubctl.store.blobs`), and must not import sqlmodel/SQLAlchemy at module top or on the
-SQLite read path: ``hubctl verify`` and ``hubctl list`` read the cache through ``sqlite3`` alone.
+Owns only the table definition and how it is reached (tables are made by :func:`hubctl.db.ensure_tables`, the
+one way). Must not touch blob files, partials or locks (that is :mod:`hubctl.store.blobs`), and must not import
+sqlmodel/SQLAlchemy at module top or on the SQLite read path: ``hubctl verify`` and ``hubctl list`` read the
+state through ``sqlite3`` alone.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import threading
 from typing import Any, Optional
 
-__all__ = ["read_state", "ensure_state_tables"]
+__all__ = ["read_state"]
 
 _tables: dict[str, Any] = {}
 _tables_lock = threading.Lock()
@@ -21,7 +22,8 @@ _tables_lock = threading.Lock()
 
 def _blob_table() -> Any:
     """The ``store_blobs`` table: one row per blob with the stat it had when last hashed (the verification
-    cache). Defined on first use, so that reading the cache never imports sqlmodel/SQLAlchemy."""
+    cache: device, inode, size, mtime and ctime; ctime because userland cannot set it, so an edit whose size
+    and mtime were put back still shows). Defined on first use, so that reading it never imports sqlmodel."""
     with _tables_lock:
         if "blobs" not in _tables:
             from sqlmodel import Field, SQLModel
@@ -35,49 +37,25 @@ def _blob_table() -> Any:
                 inode: int
                 mtime_ns: int
                 verified_at: float = 0.0
+                ctime_ns: int = -1
 
             _tables["blobs"] = BlobRecord
         return _tables["blobs"]
 
 
-_ready_lock = threading.Lock()
-
-
-def ensure_state_tables(engine: Any, tables: list[Any]) -> None:
-    """Create ``tables`` once per engine; threads and processes may race to create them, and the loser's
-    "already exists" is fine."""
-    from sqlalchemy.exc import OperationalError
-
-    from hubctl.db import ensure_tables
-
-    key = (engine, tuple(t.__tablename__ for t in tables))
-    with _ready_lock:
-        done = getattr(engine, "_hubctl_tables", set())
-        if key[1] in done:
-            return
-        for attempt in range(5):
-            try:
-                ensure_tables(engine, tables)
-                break
-            except OperationalError as e:
-                if "already exists" not in str(e) or attempt == 4:
-                    raise
-        done.add(key[1])
-        engine._hubctl_tables = done
-
-
 def _engine():  # type: ignore[no-untyped-def]
-    from hubctl.db import state_engine
+    from hubctl.db import ensure_tables, state_engine
 
     eng = state_engine()
-    ensure_state_tables(eng, [_blob_table()])
+    ensure_tables(eng, [_blob_table()])
     return eng
 
 
 def read_state(sql: str, params: Optional[dict[str, Any]] = None) -> list[tuple[Any, ...]]:
-    """Rows of a read-only query on the state database. For the default SQLite file this goes through
-    the sqlite3 module (no SQLAlchemy import: ``hubctl verify`` stays fast); a missing database or table
-    reads as no rows. With ``HUBCTL_DATABASE_URL`` it goes through SQLAlchemy."""
+    """Rows of one read-only query on the state database (one statement: one consistent snapshot). For the
+    default SQLite file this goes through the sqlite3 module (no SQLAlchemy import: ``hubctl verify`` stays
+    fast); a missing database, table or column (an older database not written to since) reads as no rows.
+    With ``HUBCTL_DATABASE_URL`` it goes through SQLAlchemy."""
     params = params or {}
     if os.environ.get("HUBCTL_DATABASE_URL"):
         from sqlalchemy import text
@@ -89,7 +67,7 @@ def read_state(sql: str, params: Optional[dict[str, Any]] = None) -> list[tuple[
             with state_engine().connect() as c:
                 return [tuple(r) for r in c.execute(text(sql), params).fetchall()]
         except (OperationalError, ProgrammingError) as e:
-            if "no such table" in str(e) or "does not exist" in str(e):
+            if _absent(str(e)):
                 return []
             raise
     import sqlite3
@@ -103,8 +81,12 @@ def read_state(sql: str, params: Optional[dict[str, Any]] = None) -> list[tuple[
     try:
         return con.execute(sql, params).fetchall()
     except sqlite3.OperationalError as e:
-        if "no such table" in str(e):
+        if _absent(str(e)):
             return []
         raise
     finally:
         con.close()
+
+
+def _absent(message: str) -> bool:
+    return any(w in message for w in ("no such table", "no such column", "does not exist"))

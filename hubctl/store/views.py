@@ -12,6 +12,12 @@ Links are hardlinks when DIR is on the store's filesystem, else symlinks. A mani
 so an export is idempotent, replaces only its own links when a package changes, removes only its own
 links when a package is gone, and never overwrites or deletes a file it did not create. Pure layout
 decisions (:func:`plan_view`) are separate from the filesystem work (:func:`export`).
+
+hubctl's own views (``$HUBCTL_HOME/views/``: the run views diffusers loads through, the config folders of
+single-file bases) are made by :func:`build_view`, the one builder of folders of links: on every use it checks
+each link points at its blob, each written file holds its bytes and nothing else is there, and makes the
+folder afresh (swapped in by rename) when anything differs, so a re-pointed link or a planted file is never
+loaded. Folders are 0755 less the umask.
 """
 
 from __future__ import annotations
@@ -19,15 +25,18 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
+import stat
+import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Mapping, Optional
 
 from hubctl.errors import BadInput
-from hubctl.fsutil import atomic_write_text
+from hubctl.fsutil import atomic_write_text, make_dirs
 from hubctl.lock.lockfile import LockedPackage
 
-__all__ = ["LAYOUTS", "MANIFEST_NAME", "plan_view", "export", "ExportReport"]
+__all__ = ["LAYOUTS", "MANIFEST_NAME", "plan_view", "export", "ExportReport", "build_view", "view_differs"]
 
 LAYOUTS = ("diffusers", "a1111", "comfyui", "invokeai")
 MANIFEST_NAME = ".hubctl-export.json"
@@ -158,6 +167,8 @@ def _points_to(dest: Path, blob: Path) -> bool:
 
 
 def _make_link(blob: Path, dest: Path, prefer_hard: bool) -> dict[str, Any]:
+    """Link ``dest`` to a blob (the one place links into the store are made): a hardlink when ``prefer_hard``
+    and the filesystem allows, else a symlink. Returns how, as export's manifest records it."""
     if prefer_hard:
         try:
             os.link(blob, dest)
@@ -197,7 +208,7 @@ def export(layout: str, root: Path, packages: Optional[list[LockedPackage]] = No
     try:
         for rel, sha in sorted(want.items()):
             blob = store.blob_path(sha)
-            if not blob.is_file():
+            if not store.has_blob(sha):  # (a symlink or folder in a blob's place is no blob)
                 rep.skipped.append(f"{rel}: blob {sha[:12]}… is not in the store (run `hubctl install` or `hubctl sync`)")
                 continue
             dest = root / rel
@@ -252,3 +263,107 @@ def _describe_existing(dest: Path, sha: str) -> dict[str, Any]:
         return {"link": "symlink", "target": os.readlink(dest), "sha256": sha}
     st = os.lstat(dest)
     return {"link": "hardlink", "inode": st.st_ino, "device": st.st_dev, "sha256": sha}
+
+
+# ------------------------------------------------------------------------------------- hubctl's own views
+
+
+def view_differs(dest: Path, entries: Mapping[str, "Path | bytes"]) -> Optional[str]:
+    """The first way the folder ``dest`` differs from ``entries`` (relative path -> a blob its symlink must
+    point at, or the bytes a regular file must hold), or None when it holds exactly them and nothing else.
+    Never follows a link while looking."""
+    try:
+        if not stat.S_ISDIR(os.lstat(dest).st_mode):
+            return f"{dest} is not a folder"
+    except FileNotFoundError:
+        return f"{dest} does not exist"
+    want_dirs = {PurePosixPath(rel).parent.as_posix() for rel in entries}
+    want_dirs |= {p.as_posix() for rel in entries for p in PurePosixPath(rel).parents}
+    found: set[str] = set()
+    for top, dirs, files in os.walk(dest, followlinks=False):
+        base = Path(top).relative_to(dest).as_posix()
+        for name in list(dirs):
+            rel = name if base == "." else f"{base}/{name}"
+            if os.path.islink(os.path.join(top, name)):
+                found.add(rel)  # a symlink to a folder: an entry, never walked into
+                dirs.remove(name)
+            elif rel not in want_dirs:
+                return f"{rel}/ is not part of the view"
+        found.update(name if base == "." else f"{base}/{name}" for name in files)
+    extra = sorted(found - set(entries))
+    if extra:
+        return f"{extra[0]} is not part of the view"
+    for rel, what in entries.items():
+        p = dest / rel
+        try:
+            st = os.lstat(p)
+        except FileNotFoundError:
+            return f"{rel} is missing"
+        if isinstance(what, bytes):
+            if not stat.S_ISREG(st.st_mode) or st.st_size != len(what):
+                return f"{rel} was changed"
+            with open(p, "rb") as f:
+                if f.read(len(what) + 1) != what:
+                    return f"{rel} was changed"
+        elif not stat.S_ISLNK(st.st_mode) or os.readlink(p) != str(what):
+            return f"{rel} does not point at its blob"
+    return None
+
+
+def build_view(dest: Path, entries: Mapping[str, "Path | bytes"]) -> Path:
+    """Make ``dest`` hold exactly ``entries`` (relative path -> a blob to symlink to, or the bytes of a small
+    file), reusing it when :func:`view_differs` finds nothing, else building it afresh beside it and renaming
+    it into place (the old one is set aside and removed). Concurrent builders of the same view are fine."""
+    dest = Path(dest)
+    for attempt in range(3):
+        if view_differs(dest, entries) is None:
+            return dest
+        make_dirs(dest.parent)
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+        try:
+            make_dirs(tmp)
+            for rel, what in sorted(entries.items()):
+                p = tmp / rel
+                make_dirs(p.parent)
+                if isinstance(what, bytes):
+                    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                    with os.fdopen(fd, "wb") as f:
+                        f.write(what)
+                else:
+                    _make_link(what, p, prefer_hard=False)  # (the one place links into the store are made)
+            if view_differs(dest, entries) is None:  # another process made it meanwhile: never swap a good one out
+                return dest
+            if os.path.lexists(dest):
+                old = dest.with_name(f".{dest.name}.{os.getpid()}.{time.monotonic_ns()}.old")
+                try:
+                    os.rename(dest, old)
+                except FileNotFoundError:
+                    old = None  # type: ignore[assignment]
+                if old is not None:
+                    _remove_tree(old)
+            try:
+                os.rename(tmp, dest)
+            except OSError as e:  # another process put its view there first: check that one
+                if e.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.EISDIR, errno.ENOTDIR):
+                    raise
+        finally:
+            _remove_tree(tmp)
+    problem = view_differs(dest, entries)
+    if problem is not None:
+        raise OSError(errno.EBUSY, f"{dest}: could not be laid out ({problem})")
+    return dest
+
+
+def _remove_tree(p: Path) -> None:
+    """Remove a folder hubctl made (or a link or file in its place), never following a link."""
+    try:
+        st = os.lstat(p)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        shutil.rmtree(p, ignore_errors=True)
+    else:
+        try:
+            os.unlink(p)
+        except FileNotFoundError:
+            pass

@@ -353,7 +353,7 @@ def local_package(name: str, kind: str, family: str, files: dict[str, Path], **k
     """A LockedPackage for files made in the test (imported into the store like `hubctl install` would)."""
     from hubctl.lock.lockfile import LockedFile, LockedPackage
     from hubctl.store.blobs import open_store
-    from hubctl.store.partial import sha256_file
+    from hubctl.store.hashes import sha256_file
 
     store = open_store()
     locked_files = []
