@@ -109,7 +109,7 @@ def registry_add(
     json_: JsonOpt = False,
 ) -> None:
     """Add a registry. It is validated first: a bad manifest leaves everything as it was (exit 2). A registry
-    served over HTTP may name only remote sources (hf://, https://); no registry may put credentials in a
+    served over HTTP may name only remote sources (hf://, https://, http://); no registry may put credentials in a
     source URL (use HUBCTL_AUTH_<HOST>)."""
     from hubctl.cli.output import out, print_json, warn
     from hubctl.registry.manage import add_registry, open_index

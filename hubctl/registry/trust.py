@@ -50,7 +50,7 @@ def check_manifest_sources(origin: str, manifest: "Manifest", *, registry: str, 
                 if remote and parse_source(f.source).scheme not in _REMOTE_SCHEMES:
                     raise BadInput(
                         f"{field}: '{f.source}' is a local file; registry '{registry}' is served over HTTP and "
-                        "may name only remote sources (hf://, https://)",
+                        "may name only remote sources (hf://, https://, http://)",
                         context=origin,
                     )
 

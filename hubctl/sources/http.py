@@ -320,8 +320,20 @@ class HttpSource:
                 chunk = r.resp.read(min(skip, BUF))
                 if not chunk:
                     break
+                r.watch.add(len(chunk))
                 skip -= len(chunk)
         return _BodyStream(r, limit)
+
+    def get(self, extra: Optional[dict[str, str]] = None, *, url: Optional[str] = None) -> BinaryIO:
+        """One GET of ``url`` (default: this source's URL; credentials as for a redirect from it), redirects
+        followed and transient failures retried, its body as a stream with ``status``, ``headers`` and
+        ``final_url``. A 416 answer comes back with no body; other 4xx raise HttpStatusError (exit 3)."""
+        target = url or self.url
+        try:
+            r = self._retrying("GET", lambda: self._open("GET", target, dict(extra or {})))
+        except _RangeUnsatisfiable as e:
+            return _BodyStream(e.r, 0)  # type: ignore[return-value]
+        return _BodyStream(r, None)  # type: ignore[return-value]
 
     def cached_blob(self, sha256: Optional[str], etag: Optional[str] = None) -> None:
         return None
@@ -424,7 +436,7 @@ class HttpSource:
                 moved = part.done - before
                 progressed = moved > 0 and moved >= limit * (time.monotonic() - began)
                 final = None
-                if part.end is not None and part.done < part.end and e.status is None:
+                if part.end is not None and 0 < part.done < part.end and e.status is None:
                     final = f"connection kept failing at byte {part.done} of {part.end} ({e.what})"
                 budget.retry_or_raise(e.what, progressed=progressed, stalled=e.stalled, final=final)
             except _RangeUnsatisfiable as e:

@@ -55,11 +55,24 @@ class Response:
 
 class _BodyStream(io.RawIOBase):
     """A response body as a file-like object (``read(n)`` returns n bytes unless the body ends) that
-    closes its connection; ``limit`` caps how much is read."""
+    closes its connection; ``limit`` caps how much is read. ``status``, ``headers`` and ``final_url`` (after
+    redirects) describe the answer."""
 
     def __init__(self, r: Response, limit: Optional[int]) -> None:
         self._r = r
         self._left = limit
+
+    @property
+    def status(self) -> int:
+        return self._r.status
+
+    @property
+    def headers(self) -> Any:
+        return self._r.resp.headers
+
+    @property
+    def final_url(self) -> str:
+        return self._r.url
 
     def readable(self) -> bool:
         return True
