@@ -160,3 +160,20 @@ def test_hf_token_never_follows_a_download_redirect_from_https_to_http_on_the_sa
     assert res.path.read_bytes() == config
     plain = [r for r in tls_hub.stats.requests if r.scheme == "http"]
     assert plain and all(_auth(r) is None for r in plain)
+
+
+def test_hf_token_never_follows_an_inspect_redirect_from_https_to_http_on_the_same_host(tls_hub, monkeypatch, cli,
+                                                                                        sparse):
+    """`hubctl inspect hf://...` reads the header through the same engine: the Hub's https -> http redirect of
+    an LFS file loses the token."""
+    token = "hf_RedirectTestToken0123456789"
+    monkeypatch.setenv("HF_TOKEN", token)
+    tls_hub.create_repo("org/e", {"e.safetensors": sparse.get("sd1-emb-kohya")})
+    tls_hub.cdn_base = tls_hub.url
+    r = cli("inspect", "hf://org/e/e.safetensors", "--json")
+    assert r.exit_code == 0, r.output
+    assert r.json()["family"] == "sd1"
+    hub_https = [r for r in tls_hub.stats.matching(server="hub") if r.scheme == "https"]
+    plain = [r for r in tls_hub.stats.requests if r.scheme == "http"]
+    assert hub_https and all(_auth(r) == f"Bearer {token}" for r in hub_https)
+    assert plain and all(_auth(r) is None for r in plain)
