@@ -1,7 +1,6 @@
 """Small filesystem primitives: atomic file replacement and fsync'd renames for every writer (a crash at
 any point leaves either the old file or the new one, never a half-written file), and the one reader of
-user-given text files (missing, unreadable or not UTF-8 -> one BadInput line naming the file), and the
-change validator of a local file (``file_validator``)."""
+user-given text files (missing, unreadable or not UTF-8 -> one BadInput line naming the file)."""
 
 from __future__ import annotations
 
@@ -11,14 +10,7 @@ from pathlib import Path
 
 from hubctl.errors import BadInput
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "file_validator", "fsync_dir", "read_text_input"]
-
-
-def file_validator(st: os.stat_result) -> str:
-    """What says a local file is still the one a half-done copy of it started from: size, mtime, ctime and
-    inode. An edit in place that puts the mtime back (``cp -p``, ``rsync -t``, ``os.utime``) still moves the
-    ctime, which userland cannot set; a file replaced by another has another inode."""
-    return f"{st.st_size}-{st.st_mtime_ns}-{st.st_ctime_ns}-{st.st_ino}"
+__all__ = ["atomic_write_bytes", "atomic_write_text", "fsync_dir", "read_text_input"]
 
 
 def fsync_dir(path: Path) -> None:

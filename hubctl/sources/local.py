@@ -2,7 +2,7 @@
 
 User files are copied, never hardlinked: a store blob is read-only and shared, and a hardlink would
 let an edit of the user's file change a verified blob behind the store's back. A half-done copy is resumed
-only while the file's size, mtime, ctime and inode are unchanged (:func:`hubctl.fsutil.file_validator`).
+only while the file's size, mtime, ctime and inode are unchanged (:func:`hubctl.store.partial.local_validator`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import BinaryIO, Optional
 
 from hubctl.errors import BadInput, SourceError
-from hubctl.fsutil import file_validator
 from hubctl.sources.base import Progress, RemoteStat, Sink
 
 __all__ = ["LocalSource"]
@@ -63,20 +62,22 @@ class LocalSource:
         return st
 
     def stat(self) -> RemoteStat:
+        from hubctl.store.partial import local_validator
+
         st = self._stat()
-        return RemoteStat(str(self.path), st.st_size, etag=file_validator(st), accept_ranges=True)
+        return RemoteStat(str(self.path), st.st_size, etag=local_validator(st), accept_ranges=True)
 
     def open_range(self, start: int = 0, end: Optional[int] = None) -> BinaryIO:
         self._stat()
         return io.BufferedReader(_RangeReader(self.path, start, end))  # type: ignore[return-value]
 
     def download(self, sink: Sink, *, expected_size: Optional[int] = None, progress: Optional[Progress] = None) -> None:
-        from hubctl.store.partial import copy_into
+        from hubctl.store.partial import copy_into, local_validator
 
         st = self._stat()
         if expected_size is not None and st.st_size != expected_size:
             raise SourceError(f"{self.path}: is {st.st_size} bytes, expected {expected_size}")
-        parts = sink.plan(st.st_size, file_validator(st), 1)
+        parts = sink.plan(st.st_size, local_validator(st), 1)
         try:
             copy_into(self.path, sink, parts, progress)  # type: ignore[arg-type]
         except OSError as e:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
 
 from hubctl.errors import HubctlError, SourceError
-from hubctl.fsutil import file_validator, fsync_dir
+from hubctl.fsutil import fsync_dir
 from hubctl.store.partial import Hasher, PartialFile, copy_into, sha256_file
 from hubctl.store.state import _blob_table, _engine, read_state
 
@@ -323,8 +323,10 @@ class Store:
                     return FetchResult(digest, n, self._commit(tmp, digest))
 
         def copy(pf: PartialFile) -> None:
+            from hubctl.store.partial import local_validator
+
             st = src.stat()
-            parts = pf.plan(st.st_size, file_validator(st), 1)
+            parts = pf.plan(st.st_size, local_validator(st), 1)
             copy_into(src, pf, parts, progress)
 
         key = sha256 or "file-" + hashlib.sha256(str(src.resolve()).encode()).hexdigest()[:32]
