@@ -17,6 +17,7 @@ from hubctl.errors import SourceError
 from hubctl.registry.manifest import FileRef
 from hubctl.sources.fetch import pin_file
 from hubctl.store.blobs import Store
+from tests._hubs import seeded_bytes
 
 
 @pytest.fixture(autouse=True)
@@ -25,13 +26,7 @@ def _fast_retries(monkeypatch):
     monkeypatch.setenv("HUBCTL_HTTP_RETRIES", "3")
 
 
-def _data(n: int, seed: int = 1) -> bytes:
-    out = bytearray()
-    block = hashlib.sha256(str(seed).encode()).digest()
-    while len(out) < n:
-        block = hashlib.sha256(block).digest()
-        out += block
-    return bytes(out[:n])
+_data = seeded_bytes
 
 
 def _sha(b: bytes) -> str:

@@ -16,6 +16,7 @@ import time
 import pytest
 
 from hubctl.store.blobs import Store
+from tests._hubs import one_file_registry
 
 LIMIT_S = 12.0  # every case must end well within this (the server would keep going for minutes)
 
@@ -32,18 +33,6 @@ def _low_speed_rule(monkeypatch):
 
 def _data(n: int) -> bytes:
     return (hashlib.sha256(b"stall").digest() * (n // 32 + 1))[:n]
-
-
-def _registry(tmp_path, url: str, data: bytes):
-    import tomli_w
-
-    reg = tmp_path / "reg"
-    (reg / "manifests" / "lora").mkdir(parents=True)
-    m = {"name": "drip-style", "kind": "lora", "summary": "s", "versions": [{"version": "1.0", "family": "sd1",
-         "variants": [{"name": "fp16", "dtype": "fp16", "files": [{"path": "d.safetensors", "size": len(data),
-                       "sha256": hashlib.sha256(data).hexdigest(), "source": url}]}]}]}
-    (reg / "manifests" / "lora" / "drip-style.toml").write_text(tomli_w.dumps(m))
-    return reg
 
 
 def _error_line(r) -> str:
@@ -65,9 +54,7 @@ def test_install_from_a_slow_server_gives_up_with_exit_3_in_seconds(cli, http_se
     knobs, words = SLOW[case]
     data = _data(200_000)
     url = http_server.add_file("/m/d.safetensors", data)
-    from hubctl.registry.manage import add_registry
-
-    add_registry(str(_registry(tmp_path, url, data)), name="net")
+    one_file_registry(tmp_path, url, data, name="drip-style")
     http_server.faults.set(**knobs, path="/m/")
     t = time.monotonic()
     r = cli("install", "drip-style")
@@ -134,9 +121,7 @@ def test_a_server_that_drips_forever_is_bounded_by_the_stall_limit_not_the_tries
     monkeypatch.setenv("HUBCTL_HTTP_STALL_MAX", "2")
     data = _data(200_000)
     url = http_server.add_file("/m/d.safetensors", data)
-    from hubctl.registry.manage import add_registry
-
-    add_registry(str(_registry(tmp_path, url, data)), name="net")
+    one_file_registry(tmp_path, url, data, name="drip-style")
     http_server.faults.set(rate=400, path="/m/")
     t = time.monotonic()
     r = cli("install", "drip-style")
@@ -149,9 +134,7 @@ def test_a_server_that_drips_forever_is_bounded_by_the_stall_limit_not_the_tries
 def test_a_slow_but_steady_download_above_the_limit_completes(cli, http_server, tmp_path):
     data = _data(150_000)
     url = http_server.add_file("/m/d.safetensors", data)
-    from hubctl.registry.manage import add_registry
-
-    add_registry(str(_registry(tmp_path, url, data)), name="net")
+    one_file_registry(tmp_path, url, data, name="drip-style")
     http_server.faults.set(rate=100_000, path="/m/")  # 1.5 s, 50 times the limit
     r = cli("install", "drip-style")
     assert r.exit_code == 0, r.output

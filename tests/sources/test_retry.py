@@ -10,6 +10,7 @@ import re
 import pytest
 
 from hubctl.errors import SourceError
+from tests._hubs import one_file_registry
 
 
 @pytest.fixture(autouse=True)
@@ -22,17 +23,7 @@ DATA = hashlib.sha256(b"retry").digest() * 1000
 
 
 def _registry(tmp_path, url: str) -> None:
-    import tomli_w
-
-    from hubctl.registry.manage import add_registry
-
-    reg = tmp_path / "reg"
-    (reg / "manifests" / "lora").mkdir(parents=True)
-    m = {"name": "net-style", "kind": "lora", "summary": "s", "versions": [{"version": "1.0", "family": "sd1",
-         "variants": [{"name": "fp16", "dtype": "fp16", "files": [{"path": "n.safetensors", "size": len(DATA),
-                       "sha256": hashlib.sha256(DATA).hexdigest(), "source": url}]}]}]}
-    (reg / "manifests" / "lora" / "net-style.toml").write_text(tomli_w.dumps(m))
-    add_registry(str(reg), name="net")
+    one_file_registry(tmp_path, url, DATA)
 
 
 def _retry_lines(text: str) -> list[str]:
