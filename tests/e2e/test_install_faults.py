@@ -19,6 +19,7 @@ import pytest
 
 from hubctl.lock.lockfile import LockedFile, LockedPackage
 from hubctl.store.blobs import Store
+from tests._hubs import seeded_bytes
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -30,12 +31,7 @@ def _fast_retries(monkeypatch):
 
 
 def _data(n: int, seed: int = 3) -> bytes:
-    out = bytearray()
-    block = hashlib.sha256(str(seed).encode()).digest()
-    while len(out) < n:
-        block = hashlib.sha256(block).digest()
-        out += block
-    return bytes(out[:n])
+    return seeded_bytes(n, seed)
 
 
 def assert_store_consistent(*, partials_allowed: bool = False) -> None:
