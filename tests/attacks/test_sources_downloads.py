@@ -77,6 +77,18 @@ def test_every_ranged_part_request_carries_the_first_responses_etag(http_server,
     assert http_server.stats.total_bytes == len(data)  # nothing fetched twice when nothing changed
 
 
+def test_a_server_whose_every_answer_has_another_etag_still_downloads_as_one_stream(http_server, monkeypatch):
+    """Not an attack but the price of checking: a CDN whose GET ETag never matches its HEAD's makes every check
+    fail; after a few restarts the file comes as one plain stream (which cannot be a mix)."""
+    monkeypatch.setenv("HUBCTL_HTTP_PARALLEL_MIN", str(1 << 20))
+    data = _data(2_000_000, 13)
+    url = http_server.add_file("/vary.safetensors", data)
+    http_server.faults.set(vary_etag=True)
+    lf = pin_file(FileRef(path="v.safetensors", source=url))
+    assert lf.sha256 == _sha(data)
+    assert http_server.stats.count(method="HEAD") == 4  # the first plan, then three restarts
+
+
 # --------------------------------------------------------------------------------- issue 10, defect 3
 def test_a_body_cut_short_when_the_head_gave_no_length_is_resumed_not_pinned_short(http_server):
     data = _data(4000, 5)

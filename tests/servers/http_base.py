@@ -65,6 +65,8 @@ class Faults:
                       "ftp://host:port", another scheme on the same port, ...), `redirect_times` times
                       (default 1; None = every request).
       drip_headers=s  send the status line and headers one byte every s seconds (a slow-drip server).
+      vary_etag       every answer carries another ETag (as some CDNs do between HEAD and GET); If-Range with
+                      any of them fails.
     """
 
     cut_at: int | None = None
@@ -81,6 +83,7 @@ class Faults:
     redirect_to: str | None = None
     redirect_times: int | None = 1
     drip_headers: float = 0.0
+    vary_etag: bool = False
     path: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -122,6 +125,14 @@ class Faults:
                     return None
                 self.redirect_times -= 1
             return self.redirect_to
+
+    def etag_for(self, etag: str, path: str) -> str:
+        """The ETag to send for an entry whose own is `etag` (another one each time with `vary_etag`)."""
+        with self._lock:
+            if not (self.vary_etag and self.applies(path)):
+                return etag
+            self._etags = getattr(self, "_etags", 0) + 1
+            return f'"{etag.strip(chr(34))}-{self._etags}"'
 
     def take_cut(self, path: str, start: int, stop: int) -> int | None:
         """For a body covering file offsets [start, stop): how many bytes to send before cutting, or None."""
@@ -478,7 +489,8 @@ class BaseHandler(BaseHTTPRequestHandler):
         first, last, status = 0, size - 1, 200
         ignore_range = hurt and faults.ignore_range
         rng = self.headers.get("Range")
-        if rng is not None and not ignore_range and self.if_range_ok(entry):
+        if rng is not None and not ignore_range and self.if_range_ok(entry) and not (hurt and faults.vary_etag
+                                                                                  and "If-Range" in self.headers):
             parsed = parse_range(rng, size)
             if parsed == "unsatisfiable":
                 self.send_small(416, b"", {"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"},
@@ -501,7 +513,7 @@ class BaseHandler(BaseHTTPRequestHandler):
         elif self.method != "HEAD":
             self.send_header("Connection", "close")
             self.close_connection = True
-        self.send_header("ETag", entry.etag)
+        self.send_header("ETag", faults.etag_for(entry.etag, path))
         self.send_header("Last-Modified", email.utils.formatdate(entry.last_modified, usegmt=True))
         if not ignore_range:
             self.send_header("Accept-Ranges", "bytes")

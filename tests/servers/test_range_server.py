@@ -302,3 +302,12 @@ def test_tls_server_speaks_https_and_http_on_one_port(tmp_path: Path) -> None:
         conn.close()
         assert fetch(srv.url + "/a").body == b"secret"
         assert [r.scheme for r in srv.stats.requests] == ["https", "http"]
+
+
+def test_vary_etag_gives_every_answer_another_etag_and_fails_if_range(http_server: RangeServer, served: str) -> None:
+    http_server.faults.set(vary_etag=True)
+    first, second = fetch(served, "HEAD").headers["etag"], fetch(served, "HEAD").headers["etag"]
+    assert first != second
+    r = fetch(served, headers={"Range": "bytes=0-9", "If-Range": second})
+    assert r.status == 200 and r.body == DATA
+    assert fetch(served, headers={"Range": "bytes=0-9"}).status == 206
