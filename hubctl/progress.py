@@ -1,9 +1,11 @@
-"""Transfer progress: rich bars with bytes, rate and ETA on a terminal; nothing at all otherwise.
+"""Transfer progress: rich bars with bytes, rate and ETA on a terminal; no bars otherwise.
 
 ``make_progress(enabled)`` returns an object with ``task(label, total) -> Task`` (``Task.advance(n)``,
 ``Task.done()``), ``note(text)`` and ``close()``; it is a context manager and thread-safe. Bars go to
 stderr and only when stderr is a terminal and ``enabled`` (the CLI passes ``not --json``), so piped or
-machine-readable runs stay quiet. Knows nothing about what is being transferred.
+machine-readable runs stay quiet. Notes (``note(text)``, and :func:`notice` from deep inside a transfer, e.g. a
+retry) are one line each on stderr whenever ``enabled``, terminal or not; never with --json. Knows nothing about
+what is being transferred.
 """
 
 from __future__ import annotations
@@ -12,7 +14,19 @@ import sys
 import threading
 from typing import Any, Optional
 
-__all__ = ["make_progress", "Task", "ProgressSink"]
+__all__ = ["make_progress", "notice", "Task", "ProgressSink"]
+
+_active: list["ProgressSink"] = []  # the enabled sinks in use (entered), innermost last
+_active_lock = threading.Lock()
+
+
+def notice(text: str) -> None:
+    """One line for the user from code that holds no progress sink (a source retrying): shown by the innermost
+    enabled sink in use; nothing when there is none (--json, library calls)."""
+    with _active_lock:
+        sink = _active[-1] if _active else None
+    if sink is not None:
+        sink.note(text)
 
 
 class Task:
@@ -49,14 +63,40 @@ class ProgressSink:
     def _done(self, task_id: Any) -> None:
         pass
 
+    shows_notes = False
+
     def __enter__(self) -> "ProgressSink":
+        if self.shows_notes:
+            with _active_lock:
+                _active.append(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self.shows_notes:
+            with _active_lock:
+                for i in range(len(_active) - 1, -1, -1):
+                    if _active[i] is self:
+                        del _active[i]
+                        break
         self.close()
 
 
+class _LineSink(ProgressSink):
+    """Enabled, but stderr is not a terminal: no bars; each note is one plain line on stderr."""
+
+    shows_notes = True
+
+    def note(self, text: str) -> None:
+        try:
+            sys.stderr.write(text + "\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+
+
 class _RichProgress(ProgressSink):
+    shows_notes = True
+
     def __init__(self) -> None:
         from rich.console import Console
         from rich.progress import (
@@ -120,10 +160,10 @@ def _stderr_is_tty() -> bool:
 
 
 def make_progress(enabled: bool | ProgressSink = True) -> ProgressSink:
-    """Rich bars when ``enabled`` and stderr is a terminal; otherwise the silent sink. A ProgressSink
-    passed in is returned as it is."""
+    """Rich bars when ``enabled`` and stderr is a terminal; plain note lines when ``enabled`` otherwise; else the
+    silent sink. A ProgressSink passed in is returned as it is."""
     if isinstance(enabled, ProgressSink):
         return enabled
     if enabled and _stderr_is_tty():
         return _RichProgress()
-    return ProgressSink()
+    return _LineSink() if enabled else ProgressSink()

@@ -183,3 +183,30 @@ def project_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     d = project_with_file_hub(tmp_path)
     monkeypatch.chdir(d)
     return d
+
+
+def one_file_registry(root: Path, url: str, data: bytes, *, name: str = "net-style", registry: str = "net") -> Path:
+    """Add (as ``registry``) a registry folder with one lora ``name`` 1.0 (sd1) whose one file comes from ``url``,
+    with the size and sha256 of ``data``: for install tests against a server. Returns the folder."""
+    import tomli_w
+
+    from hubctl.registry.manage import add_registry
+
+    reg = root / f"{registry}-registry"
+    (reg / "manifests" / "lora").mkdir(parents=True)
+    m = {"name": name, "kind": "lora", "summary": "s", "versions": [{"version": "1.0", "family": "sd1",
+         "variants": [{"name": "fp16", "dtype": "fp16", "files": [{"path": f"{name}.safetensors", "size": len(data),
+                       "sha256": hashlib.sha256(data).hexdigest(), "source": url}]}]}]}
+    (reg / "manifests" / "lora" / f"{name}.toml").write_text(tomli_w.dumps(m))
+    add_registry(str(reg), name=registry)
+    return reg
+
+
+def seeded_bytes(n: int, seed: int = 1) -> bytes:
+    """``n`` deterministic bytes that differ at every offset (a sha256 chain), different for each ``seed``."""
+    out = bytearray()
+    block = hashlib.sha256(str(seed).encode()).digest()
+    while len(out) < n:
+        block = hashlib.sha256(block).digest()
+        out += block
+    return bytes(out[:n])

@@ -73,26 +73,29 @@ def _open(strict: bool = False) -> "Index":
 
 @registry_app.command("list")
 def registry_list(json_: JsonOpt = False) -> None:
-    """List configured registries (the bundled 'default' first) with their package counts."""
+    """List configured registries (the bundled 'default' first) with their package counts and the families
+    each one defines."""
     from hubctl.cli.output import print_json
     from hubctl.registry.configured import list_registries
 
     entries = list_registries()
     idx = _open()
     counts = {r["name"]: r["packages"] for r in idx.registries()}
-    rows = [{**e.to_json(), "packages": counts.get(e.name)} for e in entries]
+    fams = idx.families_by_registry()
+    rows = [{**e.to_json(), "packages": counts.get(e.name), "families": fams.get(e.name, [])} for e in entries]
     if json_:
         print_json(rows)
         return
     from rich.table import Table
 
     t = Table(box=None, pad_edge=False, header_style="bold")
-    for col in ("name", "kind", "packages", "location"):
+    for col in ("name", "kind", "packages", "families", "location"):
         t.add_column(col, justify="right" if col == "packages" else "left")
     from rich.markup import escape
 
     for r in rows:
-        t.add_row(r["name"], r["kind"], "?" if r["packages"] is None else str(r["packages"]), escape(r["location"]))
+        t.add_row(r["name"], r["kind"], "?" if r["packages"] is None else str(r["packages"]),
+                  escape(",".join(r["families"]) or "-"), escape(r["location"]))
     _print_table(t)
 
 
@@ -100,13 +103,18 @@ def registry_list(json_: JsonOpt = False) -> None:
 def registry_add(
     location: str = typer.Argument(..., help="A registry folder, an index file from `registry build`, or an http(s) URL of one."),
     name: Optional[str] = typer.Option(None, "--name", "-n", help="Name for the registry (default: from the location)."),
+    override_families: bool = typer.Option(
+        False, "--override-families",
+        help="Let this registry redefine families that an earlier registry (the bundled default included) defines."),
     json_: JsonOpt = False,
 ) -> None:
-    """Add a registry. It is validated first: a bad manifest leaves everything as it was (exit 2)."""
+    """Add a registry. It is validated first: a bad manifest leaves everything as it was (exit 2). A registry
+    served over HTTP may name only remote sources (hf://, https://, http://); no registry may put credentials in a
+    source URL (use HUBCTL_AUTH_<HOST>)."""
     from hubctl.cli.output import out, print_json, warn
     from hubctl.registry.manage import add_registry, open_index
 
-    entry = add_registry(location, name)
+    entry = add_registry(location, name, override_families=override_families)
     idx = open_index(strict=True)
     for w in [*idx.warnings, *idx.compile_warnings()]:
         warn(w)

@@ -4,14 +4,15 @@ through huggingface_hub's URL and auth conventions (HF_ENDPOINT, HF_TOKEN / logi
 At most two data requests (redirects aside) and at most header + 100 KB transferred, whatever the file
 size: first ``Range: bytes=0-100000``; a second range only when the header is longer. A server that
 ignores Range (200 instead of 206) is read only as far as the header and the connection is closed.
-Never sends a token to another host than the one it was given for, and never prints one."""
+Requests go through hubctl's one HTTP engine (:mod:`hubctl.sources.http`): redirects, retries and the
+low-speed rule as for downloads; a token never goes to another scheme, host or port than the one it was
+given for, and is never printed."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from hubctl.errors import BadInput, IncompleteFile, SourceError, redact
 from hubctl.probe.header import Header, header_length, parse_header_json, read_up_to
@@ -19,8 +20,6 @@ from hubctl.probe.header import Header, header_length, parse_header_json, read_u
 __all__ = ["FIRST_RANGE", "RemoteRead", "read_remote_header", "hf_resolve"]
 
 FIRST_RANGE = 100_000  # bytes=0-100000, like huggingface_hub
-_TIMEOUT = 15.0
-_MAX_REDIRECTS = 5
 _CR_RE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 
 
@@ -32,48 +31,27 @@ class RemoteRead:
     bytes_read: int
 
 
-def _open(url: str, headers: dict[str, str], origin: str) -> Any:
-    """GET ``url``, following redirects by hand (Authorization dropped when the host changes)."""
-    import http.client
-    import urllib.error
-    import urllib.request
+def _open(url: str, headers: dict[str, str], origin: str, first: str | None = None) -> Any:
+    """GET ``url`` through hubctl's one HTTP engine (:meth:`hubctl.sources.http.HttpSource.get`): redirects
+    (http(s) only; the Authorization header never follows a change of scheme, host or port from ``first``,
+    default ``url``), retries and the low-speed rule. Returns the answer as a stream with ``status``,
+    ``headers`` and ``final_url``."""
+    from hubctl.sources.http import HttpSource, HttpStatusError
 
-    class _NoRedirect(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *a: Any, **k: Any) -> None:  # type: ignore[override]
-            return None
-
-    opener = urllib.request.build_opener(_NoRedirect)
-    host = urlsplit(url).netloc
-    cur = url
-    for _ in range(_MAX_REDIRECTS + 1):
-        hdrs = dict(headers)
-        if urlsplit(cur).netloc != host:
-            hdrs.pop("authorization", None)
-            hdrs.pop("Authorization", None)
-        req = urllib.request.Request(cur, headers=hdrs, method="GET")
-        try:
-            resp = opener.open(req, timeout=_TIMEOUT)
-            resp.final_url = cur  # a second range goes straight there (no second redirect)
-            return resp
-        except urllib.error.HTTPError as e:
-            if e.code in (301, 302, 303, 307, 308) and e.headers.get("Location"):
-                from urllib.parse import urljoin
-
-                cur = urljoin(cur, e.headers["Location"])
-                e.close()
-                continue
-            code = e.code
-            e.close()
-            if code == 416:
-                raise IncompleteFile("incomplete download: the server has no bytes in range 0-100000 (empty file)", context=origin) from None
-            what = {401: "needs authentication (set HF_TOKEN for the Hub, CIVITAI_TOKEN for civitai.com, or HUBCTL_AUTH_<HOST>)",
-                    403: "access denied",
-                    404: "not found"}.get(code, f"server answered HTTP {code}")
-            raise SourceError(what, context=origin) from None
-        except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
-            reason = getattr(e, "reason", e)
-            raise SourceError(f"cannot connect ({redact(str(reason))})", context=origin) from None
-    raise SourceError("too many redirects", context=origin)
+    creds = {k: v for k, v in headers.items() if k.lower() == "authorization"}
+    extra = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+    src = HttpSource(first or url, headers={"Authorization": v for v in creds.values()}, display=origin)
+    try:
+        resp = src.get(extra, url=url)
+    except HttpStatusError as e:
+        what = {401: "needs authentication (set HF_TOKEN for the Hub, CIVITAI_TOKEN for civitai.com, or HUBCTL_AUTH_<HOST>)",
+                403: "access denied",
+                404: "not found"}.get(e.status, f"server answered HTTP {e.status}")
+        raise SourceError(what, context=origin) from None
+    if resp.status == 416:
+        resp.close()
+        raise IncompleteFile("incomplete download: the server has no bytes in range 0-100000 (empty file)", context=origin)
+    return resp
 
 
 def _read(resp: Any, n: int) -> bytes:
@@ -122,9 +100,7 @@ def read_remote_header(url: str, headers: dict[str, str] | None = None, *, origi
                 resp.close()
                 requests += 1
                 final = getattr(resp, "final_url", url)
-                same_host = urlsplit(final).netloc == urlsplit(url).netloc
-                hdrs = base if same_host else {k: v for k, v in base.items() if k.lower() != "authorization"}
-                resp = _open(final, {**hdrs, "Range": f"bytes={len(buf)}-{need - 1}"}, origin)
+                resp = _open(final, {**base, "Range": f"bytes={len(buf)}-{need - 1}"}, origin, first=url)
                 if resp.status != 206:
                     buf = _read(resp, need)  # ignored this time: the stream starts at 0 again
                 else:

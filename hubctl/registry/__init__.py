@@ -9,6 +9,9 @@ packages exist, with their versions, variants, files and families.
     compile.py        registries -> the SQLite index (atomic), and ``registry build``'s static index file:
                       rebuild_index, build_index_file, registry_fingerprint
     index.py          the index, read side (plain sqlite3): Index, PackageRow
+    trust.py          what a registry may say, by where it comes from (called by compile): no credentials in
+                      sources, only remote sources from a URL registry, no silent family redefinition:
+                      check_manifest_sources, check_families
     manage.py         keeping the index in step: open_index (compile when stale), add_registry,
                       remove_registry, update_registries
     schema_export.py  JSON Schemas of hubctl's file formats (``python -m hubctl.registry.schema_export``)

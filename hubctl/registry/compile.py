@@ -11,9 +11,11 @@ reads; also ``hubctl registry build``'s static index file.
 A registry is a folder laid out like ``registry/`` (``families.toml`` optional, then
 ``manifests/<kind>/<name>.toml``) or a single index file written by :func:`build_index_file`
 (``hubctl registry build``): ``{"hubctl-index": 1, "families": [...], "manifests": [...]}``. Families of
-all registries merge into one table (later ids override earlier ones) and every manifest is checked
-against the merged family ids. When two registries define the same package, the first one wins (the
-bundled default is first) and the compile reports a warning.
+all registries merge into one table (a later registry may redefine an id only when added with
+``--override-families``) and every manifest is checked against the merged family ids; what a registry may say
+(no credentials in sources, only remote sources from a URL registry) is :mod:`hubctl.registry.trust`.
+When two registries define the same package, the first one wins (the bundled default is first) and the
+compile reports a warning.
 
 This module never downloads (URL registries are fetched by hubctl.registry.configured), never answers queries
 (that is :class:`hubctl.registry.index.Index`) and never renders. sqlmodel/SQLAlchemy are imported only inside
@@ -85,7 +87,8 @@ def registry_fingerprint(entries: Sequence["RegistryEntry"], overrides: dict[str
     h = hashlib.sha256(f"hubctl-index/{INDEX_FORMAT}\n".encode())
     for e in entries:
         root = (overrides or {}).get(e.name) or e.path
-        h.update(f"R\0{e.name}\0{e.location}\0{e.kind}\n".encode())
+        flag = "\0override-families" if e.override_families else ""
+        h.update(f"R\0{e.name}\0{e.location}\0{e.kind}{flag}\n".encode())
         try:
             files = _registry_files(root, e.kind)
         except OSError:
@@ -195,22 +198,27 @@ def _collect(
     """Load every registry; return the merged families, the registry each family comes from,
     (registry, manifest) pairs and warnings."""
     from hubctl.registry.families import FamilyTable
+    from hubctl.registry.trust import check_families, check_manifest_sources
 
     families = FamilyTable()
     family_origin: dict[str, str] = {}
     pending: list[tuple[str, list[tuple[str, Any]]]] = []
+    remote: dict[str, bool] = {}
     for e in entries:
         root = (overrides or {}).get(e.name) or e.path
         origin = e.location if e.kind == "url" else str(root)
         fams, items = load_registry(root, e.kind, origin=origin)
+        check_families(e, fams, family_origin, {f.id: f for f in families}, origin=origin)
         families = families.merged(FamilyTable(fams))
         family_origin.update({f.id: e.name for f in fams})
         pending.append((e.name, items))
+        remote[e.name] = e.kind == "url"
     seen: dict[str, str] = {}
     result: list[tuple[str, Manifest]] = []
     warnings: list[str] = []
     for reg, items in pending:
-        for m in _parse_all(items, families.ids()):
+        for (where, _), m in zip(items, _parse_all(items, families.ids())):
+            check_manifest_sources(where, m, registry=reg, remote=remote[reg])
             key = m.canonical_name
             if key in seen:
                 if seen[key] == reg:
@@ -424,8 +432,11 @@ def build_index_file(folder: Path, out: Path) -> tuple[int, int]:
     fams, items = load_registry(folder, "folder")
     table = default_families().merged(FamilyTable(fams))
     manifests = _parse_all(items, table.ids())
+    from hubctl.registry.trust import check_manifest_sources
+
     seen: set[str] = set()
-    for m in manifests:
+    for (where, _), m in zip(items, manifests):
+        check_manifest_sources(where, m, registry=str(folder), remote=False)
         if m.canonical_name in seen:
             raise BadInput(f"package '{m.name}' is defined twice", context=str(folder))
         seen.add(m.canonical_name)

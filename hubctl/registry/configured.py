@@ -17,6 +17,7 @@ does not parse manifests and does not compile: adding, removing or updating a re
     name = "demo"
     location = "/home/me/hubctl-demo/registry"
     kind = "folder"
+    override_families = true     # optional: it may redefine families of earlier registries
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from hubctl.errors import BadInput, SourceError, redact
+from hubctl.errors import BadInput, redact
 
 from hubctl.tomlcompat import tomllib
 
@@ -58,6 +59,7 @@ class RegistryEntry:
     name: str
     location: str
     kind: RegistryKind
+    override_families: bool = False
 
     @property
     def path(self) -> Path:
@@ -66,8 +68,11 @@ class RegistryEntry:
             return cache_path(self.name)
         return Path(self.location)
 
-    def to_json(self) -> dict[str, str]:
-        return {"name": self.name, "location": self.location, "kind": self.kind}
+    def to_json(self) -> dict[str, "str | bool"]:
+        out: dict[str, "str | bool"] = {"name": self.name, "location": self.location, "kind": self.kind}
+        if self.override_families:
+            out["override_families"] = True
+        return out
 
 
 def registries_file() -> Path:
@@ -114,7 +119,10 @@ def read_configured() -> list[RegistryEntry]:
             raise BadInput(f"registries[{i}].location: required field is missing", context=str(path))
         if kind not in ("folder", "file", "url"):
             raise BadInput(f"registries[{i}].kind: {kind!r} is not one of folder, file, url", context=str(path))
-        out.append(RegistryEntry(name, location, kind))
+        override = item.get("override_families", False)
+        if not isinstance(override, bool):
+            raise BadInput(f"registries[{i}].override_families: must be true or false", context=str(path))
+        out.append(RegistryEntry(name, location, kind, override))
     return out
 
 
@@ -187,22 +195,12 @@ def classify_location(location: str) -> tuple[str, RegistryKind]:
     raise BadInput(f"'{p}' does not exist")
 
 
-def fetch_url_index(url: str, dest: Path, *, timeout: float = 30.0) -> None:
-    """Download a static index file to ``dest`` (atomically). Raise SourceError on any network failure."""
-    import urllib.error
-    import urllib.request
-
+def fetch_url_index(url: str, dest: Path) -> None:
+    """Download a static index file to ``dest`` (atomically), through hubctl's one HTTP engine (redirects,
+    credentials per host and never to another scheme, host or port, retries, the low-speed rule). Raise
+    SourceError (exit 3) on any network failure or an index larger than the limit."""
     from hubctl.fsutil import atomic_write_bytes
+    from hubctl.sources.http import fetch_bytes
 
-    req = urllib.request.Request(url, headers={"User-Agent": "hubctl", "Accept": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (http/https checked by caller)
-            data = resp.read(_FETCH_LIMIT + 1)
-    except urllib.error.HTTPError as e:
-        raise SourceError(f"{redact(url)}: HTTP {e.code} {e.reason}") from None
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        reason = getattr(e, "reason", e)
-        raise SourceError(f"{redact(url)}: cannot fetch the registry index ({reason})") from None
-    if len(data) > _FETCH_LIMIT:
-        raise SourceError(f"{redact(url)}: the registry index is larger than {_FETCH_LIMIT} bytes")
+    data = fetch_bytes(url, limit=_FETCH_LIMIT, display=redact(url))
     atomic_write_bytes(dest, data)

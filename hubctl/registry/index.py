@@ -188,6 +188,13 @@ class Index:
         row = self._con.execute("SELECT registry FROM index_family WHERE id = ?", (fid,)).fetchone()
         return None if row is None else str(row[0])
 
+    def families_by_registry(self) -> dict[str, list[str]]:
+        """Registry name -> the family ids it defines in this index (a redefined id counts for the later one)."""
+        out: dict[str, list[str]] = {}
+        for fid, reg in self._con.execute("SELECT id, registry FROM index_family ORDER BY rowid"):
+            out.setdefault(str(reg), []).append(str(fid))
+        return out
+
     def registries(self) -> list[dict[str, Any]]:
         """The registries this index was compiled from, in order, with their package counts."""
         rows = self._con.execute("SELECT name, location, kind, packages FROM index_registry ORDER BY position")

@@ -97,11 +97,12 @@ def open_index(*, refresh: bool = True, strict: bool = False, db_path: Path | No
 # --------------------------------------------------------------------------------------------- changing the list
 
 
-def add_registry(location: str, name: str | None = None) -> RegistryEntry:
+def add_registry(location: str, name: str | None = None, *, override_families: bool = False) -> RegistryEntry:
     """Add a registry (folder, index file or URL) after checking that it compiles into the index.
 
     Adding the same location under the same name again is a no-op; the same name with a new location
-    points the name at the new location. Raises BadInput (exit 2) when the registry does not validate,
+    points the name at the new location. Raises BadInput (exit 2) when the registry does not validate
+    (including a family it redefines without ``override_families``, see :mod:`hubctl.registry.trust`),
     SourceError (exit 3) when a URL cannot be fetched; in both cases nothing is changed.
     """
     location, kind = classify_location(location.strip())
@@ -116,7 +117,7 @@ def add_registry(location: str, name: str | None = None) -> RegistryEntry:
     for e in configured:
         if e.location == location and e.name != name:
             raise BadInput(f"'{redact(location)}' is already registered as '{e.name}'")
-    entry = RegistryEntry(name, location, kind)
+    entry = RegistryEntry(name, location, kind, override_families)
     if any(e.name == name for e in configured):
         new_list = [bundled_entry(), *[entry if e.name == name else e for e in configured]]
     else:

@@ -9,6 +9,8 @@ orchestration that drives them into the store.
     hf.py             hf:// through huggingface_hub's metadata calls
     http.py           https:// downloads: redirects, Range resume, parallel parts, retries
     http_response.py  reading one HTTP response (body stream, Content-Range, ETag)
+    retry.py          the one retry policy (Budget: tries, backoff, the retry line, the stall bound) and the
+                      low-speed watchdog (Watch), for every network request
     local.py          file:// and plain paths
     fetch.py          pin_file (a manifest file -> commit, size, sha256) and install_packages (every file of
                       a set of locked packages into the store, one download per unique sha256, then recorded)

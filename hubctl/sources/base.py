@@ -37,9 +37,11 @@ class RemoteStat:
 class Sink(Protocol):
     """Where a download writes: :class:`hubctl.store.partial.PartialFile` (thread-safe, resumable). ``plan`` returns
     the parts still to fetch (resuming what an earlier attempt left); ``write(part, data)`` appends at
-    ``part.done``; ``restart_single`` starts over from byte 0 as one part (a server that ignores Range)."""
+    ``part.done``; ``restart_single`` starts over from byte 0 as one part (a server that ignores Range);
+    ``size`` is the total the current plan expects (None: unknown)."""
 
     parts: list  # type: ignore[type-arg]
+    size: Optional[int]
 
     def plan(self, size: Optional[int], validator: Optional[str], nparts: int = 1) -> list: ...
 
@@ -66,8 +68,10 @@ class Source(Protocol):
         """Write the whole file into ``sink``, resuming the parts it already holds."""
         ...
 
-    def cached_blob(self, sha256: Optional[str]) -> Optional[Path]:
-        """A local file that should already hold these bytes (checked by the caller), or None."""
+    def cached_blob(self, sha256: Optional[str], etag: Optional[str] = None) -> Optional[Path]:
+        """A local file that should already hold these bytes, or None. With a sha256 the caller checks the
+        bytes; without one the source returns only a file it vouches for (its bytes match ``etag``, the ETag
+        the source gave in ``stat``)."""
         ...
 
 

@@ -59,9 +59,10 @@ def pin_file(ref: "FileRef", *, progress: "bool | ProgressSink" = False) -> Lock
         return LockedFile(path=ref.path, url=ref.source, size=ref.size, sha256=ref.sha256,
                           requested_revision=None)
     src = source_for(ref.source)
-    url, requested, sha, size = ref.source, None, ref.sha256, ref.size
+    url, requested, sha, size, etag = ref.source, None, ref.sha256, ref.size, None
     if sref.scheme == "hf":
         st = src.stat()
+        etag = st.etag
         commit = st.commit or (sref.revision if sref.pinned else None)
         if commit is None:
             raise SourceError(f"{redact(ref.source)}: could not resolve revision '{sref.revision or 'main'}' to a commit")
@@ -83,7 +84,7 @@ def pin_file(ref: "FileRef", *, progress: "bool | ProgressSink" = False) -> Lock
     elif sha is not None and size is None:
         size = src.stat().size  # the sha256 is known: a HEAD for the size is enough
     if sha is None or size is None:
-        res = _fetch_unknown(src, url, sha, size, progress)
+        res = _fetch_unknown(src, url, sha, size, progress, etag)
         if sha is not None and res.sha256 != sha:  # fetch() already refuses this; belt and braces
             raise Refused(f"{redact(url)}: sha256 {res.sha256} differs from the manifest's {sha}")
         sha, size = res.sha256, res.size
@@ -91,15 +92,17 @@ def pin_file(ref: "FileRef", *, progress: "bool | ProgressSink" = False) -> Lock
 
 
 def _fetch_unknown(src: Any, url: str, sha: Optional[str], size: Optional[int],
-                   progress: "bool | ProgressSink" = False) -> "FetchResult":
+                   progress: "bool | ProgressSink" = False, etag: Optional[str] = None) -> "FetchResult":
+    """Fetch a file whose sha256 (or size) only its bytes can tell. A local copy the source vouches for (the
+    HF cache's, when its bytes match the source's ``etag``) is taken instead of downloading."""
     from hubctl.progress import make_progress
     from hubctl.sources.base import url_key
     from hubctl.store.blobs import Store
 
     store = Store()
-    cached = src.cached_blob(sha)
-    if cached is not None and sha is None:
-        return store.import_file(cached, label=redact(url))
+    cached = src.cached_blob(sha, etag) if sha is None else None
+    if cached is not None:
+        return store.import_file(cached, size=size, label=redact(url))
     with make_progress(progress) as prog, store.using():
         task = prog.task(f"pinning {redact(url).rsplit('/', 1)[-1]}", size)
         try:

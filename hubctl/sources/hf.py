@@ -11,20 +11,22 @@ so the endpoint and token are passed explicitly):
     HF_TOKEN          or the standard login (``hf auth login``: $HF_TOKEN_PATH or $HF_HOME/token)
     HF_HUB_OFFLINE    no network: only the HF cache is used
     HF_HOME / HF_HUB_CACHE   where the HF cache is; an LFS blob already there (blobs/<sha256>) is reused
-                             instead of downloaded again.
-The token travels only in an Authorization header to the endpoint's own host; it never appears in a
-URL, a message, the database or a lock.
+                             instead of downloaded again. A small (non-LFS) file there is reused only when its
+                             bytes still hash to the Hub's ETag (the git blob sha1; offline, the name the HF
+                             cache gave it): a copy edited in place is never pinned.
+The token travels only in an Authorization header to the endpoint's own scheme, host and port; it never
+appears in a URL, a message, the database or a lock. Metadata requests are retried by the one policy of
+:mod:`hubctl.sources.retry`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
-import random
 import re
 import time
 from pathlib import Path
 from typing import Any, BinaryIO, Optional
-from urllib.parse import urlsplit
 
 from hubctl.errors import SourceError, redact
 from hubctl.registry.manifest import SourceRef
@@ -86,16 +88,18 @@ def hf_token() -> Optional[str]:
         return None
 
 
-def _retries() -> tuple[int, float]:
-    try:
-        tries = max(1, int(os.environ.get("HUBCTL_HTTP_RETRIES") or 5))
-    except ValueError:
-        tries = 5
-    try:
-        delay = float(os.environ.get("HUBCTL_HTTP_BACKOFF") or 0.5)
-    except ValueError:
-        delay = 0.5
-    return tries, delay
+def git_blob_sha1(path: Path) -> str:
+    """The git blob id of a file (sha1 of ``blob <size>\\0`` and the bytes): the Hub's ETag of a non-LFS file,
+    and the name the HF cache gives its copy."""
+    h = hashlib.sha1(f"blob {path.stat().st_size}\0".encode(), usedforsecurity=False)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _unquote_etag(etag: Optional[str]) -> str:
+    return (etag or "").strip().removeprefix("W/").strip('"').lower()
 
 
 class HfSource:
@@ -131,10 +135,12 @@ class HfSource:
         p = self.repo_cache() / "snapshots" / commit / self.path
         return p if p.is_file() else None
 
-    def cached_blob(self, sha256: Optional[str]) -> Optional[Path]:
+    def cached_blob(self, sha256: Optional[str], etag: Optional[str] = None) -> Optional[Path]:
         """A file in the HF cache that should hold these bytes: the LFS blob named by ``sha256`` (in this
-        repository's cache, else any repository's), or this revision's snapshot file. The caller checks
-        the hash before trusting it."""
+        repository's cache, else any repository's; the caller checks the hash before trusting it), or this
+        revision's snapshot file. Without a sha256 to check, the snapshot file is returned only when it is a
+        non-LFS file whose bytes hash to ``etag`` (the Hub's ETag: the git blob sha1) or, with no ETag, to the
+        name the HF cache gave it: a copy edited in place is not returned."""
         cache = hf_cache_dir()
         if sha256 and _HEX64.match(sha256):
             own = self.repo_cache() / "blobs" / sha256
@@ -145,8 +151,20 @@ class HfSource:
                     if p.is_file():
                         return p
         if _HEX40.match(self.revision) or hf_offline():
-            return self._cached_snapshot_file()
+            f = self._cached_snapshot_file()
+            if f is None or sha256:
+                return f
+            return f if self._unedited(f, etag) else None
         return None
+
+    @staticmethod
+    def _unedited(f: Path, etag: Optional[str] = None) -> bool:
+        """Whether a cached non-LFS file still holds the bytes of ``etag`` (default: its blob's name)."""
+        want = _unquote_etag(etag) if etag else f.resolve().name
+        try:
+            return bool(_HEX40.match(want)) and git_blob_sha1(f) == want
+        except OSError:
+            return False
 
     # ------------------------------------------------------------------------------ the Hub
     def _resolve_url(self, revision: Optional[str] = None) -> str:
@@ -168,21 +186,24 @@ class HfSource:
             raise SourceError(f"{self.display}: HF_HUB_OFFLINE is set and this file is not in the HF cache ({hf_cache_dir()})")
         from huggingface_hub import get_hf_file_metadata
 
+        from hubctl.sources.retry import Budget
+
         endpoint = hf_endpoint()
         token = hf_token()
-        tries, delay = _retries()
-        for attempt in range(1, tries + 1):
+        budget = Budget(self.display)
+        while True:
+            began = time.monotonic()
             try:
                 md = get_hf_file_metadata(
-                    self._resolve_url(), token=token or False, endpoint=endpoint, retry_on_errors=False
+                    self._resolve_url(), token=token or False, endpoint=endpoint, retry_on_errors=False,
+                    timeout=budget.policy.speed_time if budget.policy.speed_limit > 0 else budget.policy.timeout,
                 )
                 break
             except Exception as e:  # noqa: BLE001 - mapped to one line below
                 transient, message = self._explain(e, bool(token))
-                if not transient or attempt == tries:
-                    suffix = f" (gave up after {tries} tries)" if transient else ""
-                    raise SourceError(f"{self.display}: {message}{suffix}") from None
-                time.sleep(min(8.0, delay * 2 ** (attempt - 1)) * (0.75 + random.random() / 2))
+                if not transient:
+                    raise SourceError(f"{self.display}: {message}") from None
+            budget.retry_or_raise(message, stalled=time.monotonic() - began)
         if md.xet_file_data is not None and not md.location:
             raise SourceError(f"{self.display}: the endpoint serves this file only through Xet storage")
         if not md.commit_hash:
@@ -229,22 +250,22 @@ class HfSource:
             f = self._cached_snapshot_file()
             if f is None:
                 raise SourceError(f"{self.display}: HF_HUB_OFFLINE is set and this file is not in the HF cache ({hf_cache_dir()})")
-            return RemoteStat(self.display, f.stat().st_size, etag=f.resolve().name, commit=self._cached_commit())
+            name = f.resolve().name  # the HF cache names a blob by its ETag: sha256 (LFS) or git blob sha1
+            sha = name if _HEX64.match(name) else None
+            return RemoteStat(self.display, f.stat().st_size, etag=name, sha256=sha, commit=self._cached_commit())
         md = self.metadata()
         etag = (md.etag or "").strip('"')
         sha = etag.lower() if _HEX64.match(etag.lower()) else None
         return RemoteStat(self.display, md.size, etag=md.etag, sha256=sha, commit=md.commit_hash, accept_ranges=True)
 
     def _http(self) -> Any:
-        from hubctl.sources.http import HttpSource
+        from hubctl.sources.http import HttpSource, credentials_may_follow
 
         md = self.metadata()
         location = md.location
         headers: dict[str, str] = {}
         token = hf_token()
-        ep = urlsplit(hf_endpoint())
-        loc = urlsplit(location)
-        if token and (loc.hostname, loc.port) == (ep.hostname, ep.port):
+        if token and credentials_may_follow(hf_endpoint(), location):  # never to a CDN, nor https -> http
             headers["Authorization"] = f"Bearer {token}"
         return HttpSource(location, headers=headers, display=self.display)
 
@@ -263,6 +284,9 @@ class HfSource:
             f = self._cached_snapshot_file()
             if f is None:
                 raise SourceError(f"{self.display}: HF_HUB_OFFLINE is set and this file is not in the HF cache ({hf_cache_dir()})")
+            if _HEX40.match(f.resolve().name) and not self._unedited(f):
+                raise SourceError(f"{self.display}: HF_HUB_OFFLINE is set and the HF cache's copy was changed "
+                                  f"after it was downloaded ({f}); fetch it again online")
             from hubctl.sources.local import LocalSource
 
             LocalSource(f.as_uri(), f).download(sink, expected_size=expected_size, progress=progress)

@@ -1,10 +1,13 @@
 """``https://`` (and ``http://``) sources: any static server, Civitai-style download URLs, Hub CDNs.
 
 Built on ``http.client`` for speed (large ``readinto`` reads straight into one buffer, ``os.pwrite``
-into the partial file, hashing in a separate thread by the store): redirects (Authorization dropped when
-the host changes), Range + If-Range resume with the ETag, several ranged parts in parallel for large
-files, bounded retries with exponential backoff for 5xx / 429 / dropped connections, and one-line
-errors for 401/403/404/5xx.
+into the partial file, hashing in a separate thread by the store): redirects (http and https only;
+credentials dropped when the scheme, host or port changes, as requests' ``should_strip_auth`` does),
+Range resume, several ranged parts in parallel for large files, every ranged request carrying the first
+response's ETag in If-Range (a file that changes on the server mid-download starts over as one download of
+the new version, never a mix), a body shorter than its Content-Length retried from where it stopped, and
+one-line errors for 401/403/404/5xx. Retries, backoff, the low-speed rule and the stall bound are the one
+policy of :mod:`hubctl.sources.retry`.
 
 Credentials come from the environment, per host, and only ever travel in a header:
     HUBCTL_AUTH_<HOST>          e.g. HUBCTL_AUTH_EXAMPLE_ORG=token  (host upper-cased, every
@@ -12,9 +15,8 @@ Credentials come from the environment, per host, and only ever travel in a heade
                                 set). A bare value is sent as ``Bearer <value>``; a value with a space
                                 ("Basic dXNlcjpwYXNz") is sent as the whole Authorization header.
     CIVITAI_TOKEN               for civitai.com and its subdomains (CIVITAI_API_KEY also accepted).
-Tunables (read at call time): HUBCTL_HTTP_RETRIES (default 5), HUBCTL_HTTP_BACKOFF (first delay in
-seconds, default 0.5, doubling, capped at 8), HUBCTL_HTTP_PARALLEL_MIN (bytes from which a file is fetched
-in parts, default 64 MiB), HUBCTL_HTTP_PARTS (default 4), HUBCTL_HTTP_TIMEOUT (seconds, default 60).
+Tunables (read at call time): HUBCTL_HTTP_PARALLEL_MIN (bytes from which a file is fetched in parts,
+default 64 MiB), HUBCTL_HTTP_PARTS (default 4); retries and timeouts: see :mod:`hubctl.sources.retry`.
 
 Reading a response (the Response wrapper, body stream, header parsing) lives in :mod:`hubctl.sources.http_response`.
 
@@ -25,7 +27,6 @@ from __future__ import annotations
 
 import http.client
 import os
-import random
 import re
 import ssl
 import threading
@@ -35,6 +36,7 @@ from urllib.parse import urljoin, urlsplit
 
 from hubctl.errors import BadInput, SourceError, redact
 from hubctl.sources.base import Progress, RemoteStat, Sink
+from hubctl.sources.retry import Budget, Watch, policy
 from hubctl.sources.http_response import (
     Response,
     _BodyStream,
@@ -45,12 +47,13 @@ from hubctl.sources.http_response import (
     _total_from_content_range,
 )
 
-__all__ = ["HttpSource", "HttpStatusError", "auth_header_for", "Response"]
+__all__ = ["HttpSource", "HttpStatusError", "auth_header_for", "credentials_may_follow", "fetch_bytes", "Response"]
 
 BUF = 4 << 20
 MAX_REDIRECTS = 10
 USER_AGENT = "hubctl/0.1"
 _REDIRECTS = (301, 302, 303, 307, 308)
+_MAX_CHANGES = 3  # after this many restarts for a changed file, the last one goes without validator checks
 
 
 _ssl_ctx: Optional[ssl.SSLContext] = None
@@ -73,21 +76,29 @@ def _env_int(name: str, default: int) -> int:
         return default
 
 
-def _env_float(name: str, default: float) -> float:
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(url: str) -> tuple[str, str, Optional[int]]:
+    """(scheme, host, port) with the scheme's default port filled in."""
+    split = urlsplit(url)
+    scheme = split.scheme.lower()
     try:
-        return float(os.environ.get(name, "") or default)
+        port = split.port
     except ValueError:
-        return default
+        port = None
+    return scheme, (split.hostname or "").lower(), port or _DEFAULT_PORTS.get(scheme)
 
 
-def _retry_policy() -> tuple[int, float]:
-    """(tries, first delay in seconds) from HUBCTL_HTTP_RETRIES / HUBCTL_HTTP_BACKOFF, read at call time."""
-    return max(1, _env_int("HUBCTL_HTTP_RETRIES", 5)), _env_float("HUBCTL_HTTP_BACKOFF", 0.5)
-
-
-def _sleep_before_retry(first_delay: float, failures: int) -> None:
-    """Exponential backoff with jitter: first_delay * 2**(failures-1), at most 8 s, then +-25%."""
-    time.sleep(min(8.0, first_delay * (2 ** (failures - 1))) * (0.75 + random.random() / 2))
+def credentials_may_follow(first: str, url: str) -> bool:
+    """Whether credentials meant for ``first`` may be sent to ``url`` (reached from it by redirects): only to
+    the same scheme, host and port, or from http to https on the same host with the default ports (what
+    requests' ``should_strip_auth`` allows). A token never goes out in clear text after an https page
+    redirected to http, nor to another host or port."""
+    a, b = _origin(first), _origin(url)
+    if a == b:
+        return True
+    return a[1] == b[1] and (a[0], a[2], b[0], b[2]) == ("http", 80, "https", 443)
 
 
 def _env_name(host: str) -> str:
@@ -111,16 +122,22 @@ def auth_header_for(host: str, port: Optional[int] = None) -> tuple[Optional[str
 
 
 class _Transient(Exception):
-    """A failure worth retrying (5xx, 429, a dropped connection)."""
+    """A failure worth retrying (5xx, 429, a dropped connection, a body cut short, too slow); ``stalled`` is how
+    many seconds the try went without keeping up the speed limit."""
 
-    def __init__(self, what: str, status: Optional[int] = None) -> None:
+    def __init__(self, what: str, status: Optional[int] = None, stalled: float = 0.0) -> None:
         super().__init__(what)
         self.what = what
         self.status = status
+        self.stalled = stalled
 
 
 class _RangeIgnored(Exception):
     """The server answered 200 (the whole file) to a ranged request."""
+
+
+class _FileChanged(Exception):
+    """The file on the server is not the one the download started with (another ETag or size)."""
 
 
 class HttpStatusError(SourceError):
@@ -150,54 +167,62 @@ class HttpSource:
 
     # ------------------------------------------------------------------------------ requests
     def _headers_for(self, url: str, extra: dict[str, str]) -> tuple[dict[str, str], Optional[str]]:
+        """Request headers for ``url``: credentials (the extra headers, HUBCTL_AUTH_<HOST>, CIVITAI_TOKEN) only
+        while :func:`credentials_may_follow` the first URL to it."""
         split = urlsplit(url)
-        first = urlsplit(self.url)
         h = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
         source = None
-        same_origin = (split.hostname, split.port) == (first.hostname, first.port)
-        if same_origin:
+        if credentials_may_follow(self.url, url):
             h.update(self.extra_headers)
             if "Authorization" in self.extra_headers:
                 source = "the Hub token"
-        if "Authorization" not in h:
-            value, source = auth_header_for(split.hostname or "", split.port)
-            if value:
-                h["Authorization"] = value
+            if "Authorization" not in h:
+                value, source = auth_header_for(split.hostname or "", split.port)
+                if value:
+                    h["Authorization"] = value
         h.update(extra)
         return h, source
 
     def _open(self, method: str, url: str, extra: Optional[dict[str, str]] = None) -> Response:
         """One request, following redirects. Raises _Transient for retryable trouble, SourceError otherwise."""
         extra = extra or {}
-        timeout = _env_float("HUBCTL_HTTP_TIMEOUT", 60.0)
+        pol = policy()
         for _ in range(MAX_REDIRECTS + 1):
             split = urlsplit(url)
             host = split.hostname or ""
+            if split.scheme not in ("http", "https") or not host:
+                raise SourceError(f"{self.display}: redirected to '{redact(url)}': only http:// and https:// "
+                                  "redirects are followed")
             if split.scheme == "https":
                 conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                    host, split.port, timeout=timeout, context=_ssl_context()
+                    host, split.port, timeout=pol.timeout, context=_ssl_context()
                 )
             else:
-                conn = http.client.HTTPConnection(host, split.port, timeout=timeout)
+                conn = http.client.HTTPConnection(host, split.port, timeout=pol.timeout)
             path = split.path or "/"
             if split.query:
                 path += "?" + split.query
             headers, auth_source = self._headers_for(url, extra)
+            watch = Watch(pol)
             try:
+                conn.connect()
+                watch.attach(conn.sock)
                 conn.request(method, path, headers=headers)
                 resp = conn.getresponse()
             except (OSError, http.client.HTTPException) as e:
                 conn.close()
-                raise _Transient(_describe(e)) from None
+                watch.close()
+                raise _Transient(watch.reason if watch.too_slow else _describe(e), stalled=watch.stalled()) from None
             if resp.status in _REDIRECTS:
                 loc = resp.getheader("Location")
                 resp.close()
                 conn.close()
+                watch.close()
                 if not loc:
                     raise SourceError(f"{self.display}: redirect {resp.status} without a Location")
                 url = urljoin(url, loc)
                 continue
-            r = Response(conn, resp, url)
+            r = Response(conn, resp, url, watch)
             if resp.status >= 400:
                 self._fail(r, auth_source)
             return r
@@ -205,9 +230,10 @@ class HttpSource:
 
     def _fail(self, r: Response, auth_source: Optional[str]) -> None:
         status, reason = r.status, r.resp.reason
+        stalled = r.watch.stalled() if r.watch is not None else 0.0
         r.close()
         if status >= 500 or status == 429:
-            raise _Transient(f"server error {status} {reason}", status)
+            raise _Transient(f"server error {status} {reason}", status, stalled)
         host = urlsplit(r.url).hostname or ""
         if status == 401:
             hint = (
@@ -226,16 +252,13 @@ class HttpSource:
         raise HttpStatusError(f"{self.display}: HTTP {status} {reason}", status=status)
 
     def _retrying(self, what, fn):  # type: ignore[no-untyped-def]
-        """Call ``fn`` with bounded retries and exponential backoff on transient failures."""
-        tries, delay = _retry_policy()
-        for attempt in range(1, tries + 1):
+        """Call ``fn`` again after transient failures, as the retry policy allows."""
+        budget = Budget(self.display)
+        while True:
             try:
                 return fn()
             except _Transient as e:
-                if attempt == tries:
-                    raise SourceError(f"{self.display}: {e.what} (gave up after {tries} tries)") from None
-                _sleep_before_retry(delay, attempt)
-        raise AssertionError("unreachable")
+                budget.retry_or_raise(e.what, stalled=e.stalled)
 
     # ------------------------------------------------------------------------------ protocol
     def stat(self) -> RemoteStat:
@@ -297,10 +320,22 @@ class HttpSource:
                 chunk = r.resp.read(min(skip, BUF))
                 if not chunk:
                     break
+                r.watch.add(len(chunk))
                 skip -= len(chunk)
         return _BodyStream(r, limit)
 
-    def cached_blob(self, sha256: Optional[str]) -> None:
+    def get(self, extra: Optional[dict[str, str]] = None, *, url: Optional[str] = None) -> BinaryIO:
+        """One GET of ``url`` (default: this source's URL; credentials as for a redirect from it), redirects
+        followed and transient failures retried, its body as a stream with ``status``, ``headers`` and
+        ``final_url``. A 416 answer comes back with no body; other 4xx raise HttpStatusError (exit 3)."""
+        target = url or self.url
+        try:
+            r = self._retrying("GET", lambda: self._open("GET", target, dict(extra or {})))
+        except _RangeUnsatisfiable as e:
+            return _BodyStream(e.r, 0)  # type: ignore[return-value]
+        return _BodyStream(r, None)  # type: ignore[return-value]
+
+    def cached_blob(self, sha256: Optional[str], etag: Optional[str] = None) -> None:
         return None
 
     def download(self, sink: Sink, *, expected_size: Optional[int] = None, progress: Optional[Progress] = None,
@@ -309,7 +344,10 @@ class HttpSource:
         Range, else one stream; every part resumes where an earlier attempt (or process) stopped.
 
         A file below the parallel threshold whose size is known and whose partial is keyed by its sha256
-        goes straight to one GET (no HEAD): the hash check at the end vouches for resumed bytes."""
+        goes straight to one GET (no HEAD): the hash check at the end vouches for resumed bytes. Otherwise
+        the HEAD's strong ETag goes with every ranged request (If-Range) and is compared with every answer's:
+        when the file changed on the server, the download starts over, once more asking its size and ETag, as
+        one download of the new version."""
         min_parallel = _env_int("HUBCTL_HTTP_PARALLEL_MIN", 64 << 20)
         if expected_size is not None and expected_size < min_parallel and getattr(sink, "keyed_by_hash", False):
             parts = sink.plan(expected_size, None, 1)
@@ -322,16 +360,29 @@ class HttpSource:
         strong = validator if validator and not validator.startswith("W/") else None
         nparts = _env_int("HUBCTL_HTTP_PARTS", 4) if (size and size >= min_parallel and st.accept_ranges) else 1
         parts = sink.plan(size, strong, nparts)
-        url = self._final_url or self.url
-        try:
-            if len(parts) <= 1:
-                for p in parts:
-                    self._fetch_part(sink, p, url, strong, progress)
-            else:
-                self._parallel(sink, parts, url, strong, progress)
-        except _RangeIgnored:
-            part = sink.restart_single()
-            self._fetch_part(sink, part, url, None, progress)
+        changes = 0
+        while True:
+            url = self._final_url or self.url
+            try:
+                if len(parts) <= 1:
+                    for p in parts:
+                        self._fetch_part(sink, p, url, strong, progress)
+                else:
+                    self._parallel(sink, parts, url, strong, progress)
+                return
+            except _RangeIgnored:
+                part = sink.restart_single()
+                self._fetch_part(sink, part, url, None, progress)
+                return
+            except _FileChanged:
+                changes += 1
+            st = self.stat()  # the new version: its size and ETag, then one download of it from byte 0
+            size = expected_size if expected_size is not None else st.size
+            strong = st.etag if st.etag and not st.etag.startswith("W/") else None
+            if changes >= _MAX_CHANGES:
+                strong = None  # a server whose answers never agree with its HEAD: one plain stream, unchecked
+            sink.restart_single()
+            parts = sink.plan(size, strong, 1)
 
     # ------------------------------------------------------------------------------ parts
     def _parallel(self, sink: Sink, parts: list, url: str, validator: Optional[str], progress: Optional[Progress]) -> None:  # type: ignore[type-arg]
@@ -357,40 +408,38 @@ class HttpSource:
                 t.join()
             raise
         if errors:
-            # an OSError from writing (disk full) outranks the others: the store reports it
-            for e in errors:
-                if isinstance(e, OSError):
-                    raise e
+            # an OSError from writing (disk full) outranks the others: the store reports it; then a change of
+            # the file on the server (which starts the download over)
+            for kind in (OSError, _FileChanged):
+                for e in errors:
+                    if isinstance(e, kind):
+                        raise e
             raise errors[0]
 
     def _fetch_part(self, sink: Sink, part, url: str, validator: Optional[str], progress: Optional[Progress],  # type: ignore[no-untyped-def]
                     abort: Optional[threading.Event] = None) -> None:
-        """Fetch one part to its end, resuming after drops; ``tries`` bounds attempts without progress."""
-        tries, delay = _retry_policy()
-        failures = 0
+        """Fetch one part to its end, resuming after drops. A try that moved the part on at the speed limit or
+        faster gives back the tries (the budget is per stall, not per file); slower ones do not."""
+        budget = Budget(self.display)
+        limit = budget.policy.speed_limit
         buf = bytearray(BUF)
         mv = memoryview(buf)
         while not part.complete:
             if abort is not None and abort.is_set():
                 return
-            before = part.done
+            before, began = part.done, time.monotonic()
             try:
                 self._stream_once(sink, part, url, validator, progress, mv, abort)
-                if part.end is None:
-                    return  # unknown size: the server closed the body cleanly
-                if part.complete:
-                    return
+                if part.end is None or part.complete or (abort is not None and abort.is_set()):
+                    return  # (unknown size: the body ended where its Content-Length said, or cleanly)
                 raise _Transient(f"connection closed after {part.done} of {part.end} bytes")
             except _Transient as e:
-                if part.done > before:
-                    failures = 0  # progress was made: the budget is per stall, not per file
-                failures += 1
-                if failures >= tries:
-                    what = e.what
-                    if part.end is not None and part.done < part.end and e.status is None:
-                        what = f"connection kept failing at byte {part.done} of {part.end} ({e.what})"
-                    raise SourceError(f"{self.display}: {what} (gave up after {tries} tries)") from None
-                _sleep_before_retry(delay, failures)
+                moved = part.done - before
+                progressed = moved > 0 and moved >= limit * (time.monotonic() - began)
+                final = None
+                if part.end is not None and 0 < part.done < part.end and e.status is None:
+                    final = f"connection kept failing at byte {part.done} of {part.end} ({e.what})"
+                budget.retry_or_raise(e.what, progressed=progressed, stalled=e.stalled, final=final)
             except _RangeUnsatisfiable as e:
                 total = _total_from_content_range(e.r.header("Content-Range"))
                 raise SourceError(
@@ -403,10 +452,19 @@ class HttpSource:
         extra: dict[str, str] = {}
         if part.done > 0 or part.end is not None:
             extra["Range"] = f"bytes={part.done}-" + ("" if part.end is None else str(part.end - 1))
-            if validator and part.done > part.start:
-                extra["If-Range"] = validator
+            if validator:
+                extra["If-Range"] = validator  # every ranged request: a changed file answers 200, never a mix
         r = self._open("GET", url, extra)
+        watch = r.watch
         try:
+            resp = r.resp
+            length = resp.length if not resp.chunked else None
+            if validator and r.status in (200, 206):
+                got = r.header("ETag")
+                total = _total_from_content_range(r.header("Content-Range")) if r.status == 206 else length
+                planned = getattr(sink, "size", None)
+                if (got is not None and got != validator) or (planned is not None and total is not None and total != planned):
+                    raise _FileChanged()
             if r.status == 206:
                 start = _start_from_content_range(r.header("Content-Range"))
                 if start is not None and start != part.done:
@@ -418,10 +476,9 @@ class HttpSource:
                     sink.restart_single(part)  # the body starts at byte 0: keep reading it, from 0
             else:
                 raise SourceError(f"{self.display}: unexpected HTTP {r.status}")
-            resp = r.resp
             # With a known Content-Length and no chunking, read what the socket has (readinto1: one recv
             # straight into our buffer), so progress is saved as bytes arrive, not per 4 MiB.
-            left = resp.length if (not resp.chunked and resp.length is not None) else None
+            left = length
             raw = resp.fp if left is not None else None
             while True:
                 if abort is not None and abort.is_set():
@@ -434,9 +491,15 @@ class HttpSource:
                 try:
                     n = raw.readinto1(mv[:want]) if raw is not None else resp.readinto(mv[:want])
                 except (OSError, http.client.HTTPException, ValueError) as e:
-                    raise _Transient(_describe(e)) from None
+                    raise _Transient(r.read_error(e) or "read failed", stalled=watch.stalled()) from None
                 if not n:
+                    if watch.too_slow:
+                        raise _Transient(r.read_error() or "too slow", stalled=watch.stalled())
+                    if left:  # the body ended before its Content-Length: cut short, not complete
+                        raise _Transient(f"connection closed {left} bytes before the end of the body",
+                                         stalled=watch.stalled())
                     return
+                watch.add(n)
                 if left is not None:
                     left -= n
                 sink.write(part, mv[:n])
@@ -444,6 +507,54 @@ class HttpSource:
                     progress(n)
         finally:
             r.close()
+
+
+class _BytesSink:
+    """A :class:`~hubctl.sources.base.Sink` in memory, for small files (a registry index): one part, at most
+    ``limit`` bytes."""
+
+    keyed_by_hash = False
+
+    def __init__(self, display: str, limit: int) -> None:
+        self.display = display
+        self.limit = limit
+        self.size: Optional[int] = None
+        self.parts: list = []  # type: ignore[type-arg]
+        self.data = bytearray()
+
+    def plan(self, size: Optional[int], validator: Optional[str], nparts: int = 1) -> list:  # type: ignore[type-arg]
+        from hubctl.store.partial import Part
+
+        if size is not None and size > self.limit:
+            raise SourceError(f"{self.display}: is {size} bytes, more than the {self.limit} allowed")
+        self.size = size
+        self.data.clear()
+        self.parts = [Part(0, 0, size, 0)]
+        return list(self.parts)
+
+    def write(self, part, data) -> None:  # type: ignore[no-untyped-def]
+        if part.done + len(data) > self.limit:
+            raise SourceError(f"{self.display}: is more than the {self.limit} bytes allowed")
+        del self.data[part.done:]
+        self.data += data
+        part.done += len(data)
+
+    def restart_single(self, part=None):  # type: ignore[no-untyped-def]
+        if part is not None and self.parts == [part]:
+            part.done = part.start = 0
+            self.data.clear()
+            return part
+        return self.plan(self.size, None, 1)[0]
+
+
+def fetch_bytes(url: str, *, limit: int, display: Optional[str] = None) -> bytes:
+    """A small file (a registry index) into memory, through the same engine as downloads: redirects (http(s)
+    only, credentials never to another scheme, host or port), per-host credentials, resume after a drop, the
+    retry policy and the low-speed rule. More than ``limit`` bytes is a SourceError (exit 3)."""
+    src = HttpSource(url, display=display)
+    sink = _BytesSink(src.display, limit)
+    src.download(sink)
+    return bytes(sink.data)
 
 
 class _RangeUnsatisfiable(Exception):

@@ -13,7 +13,7 @@ import io
 import re
 import socket
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 from hubctl.errors import SourceError, redact
 
@@ -22,11 +22,13 @@ __all__ = ["Response"]
 
 @dataclass
 class Response:
-    """An open response (body not read) and the URL it came from after redirects."""
+    """An open response (body not read), the URL it came from after redirects, and the low-speed watchdog of
+    its connection (:class:`hubctl.sources.retry.Watch`: told of each body read, closed with the response)."""
 
     conn: http.client.HTTPConnection
     resp: http.client.HTTPResponse
     url: str
+    watch: Any = None
 
     @property
     def status(self) -> int:
@@ -40,15 +42,37 @@ class Response:
             self.resp.close()
         finally:
             self.conn.close()
+            if self.watch is not None:
+                self.watch.close()
+
+    def read_error(self, e: Optional[BaseException] = None) -> Optional[str]:
+        """Why reading the body stopped: the watchdog's reason when it cut the connection, else a few words
+        for ``e`` (None when there is neither)."""
+        if self.watch is not None and self.watch.too_slow:
+            return str(self.watch.reason)
+        return _describe(e) if e is not None else None
 
 
 class _BodyStream(io.RawIOBase):
     """A response body as a file-like object (``read(n)`` returns n bytes unless the body ends) that
-    closes its connection; ``limit`` caps how much is read."""
+    closes its connection; ``limit`` caps how much is read. ``status``, ``headers`` and ``final_url`` (after
+    redirects) describe the answer."""
 
     def __init__(self, r: Response, limit: Optional[int]) -> None:
         self._r = r
         self._left = limit
+
+    @property
+    def status(self) -> int:
+        return self._r.status
+
+    @property
+    def headers(self) -> Any:
+        return self._r.resp.headers
+
+    @property
+    def final_url(self) -> str:
+        return self._r.url
 
     def readable(self) -> bool:
         return True
@@ -62,7 +86,11 @@ class _BodyStream(io.RawIOBase):
         try:
             n = self._r.resp.readinto(mv) or 0
         except (OSError, http.client.HTTPException) as e:
-            raise SourceError(f"{redact(self._r.url)}: {_describe(e)}") from None
+            raise SourceError(f"{redact(self._r.url)}: {self._r.read_error(e)}") from None
+        if not n and self._r.watch is not None and self._r.watch.too_slow:
+            raise SourceError(f"{redact(self._r.url)}: {self._r.read_error()}")
+        if self._r.watch is not None:
+            self._r.watch.add(n)
         if self._left is not None:
             self._left -= n
         return n

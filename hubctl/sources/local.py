@@ -1,7 +1,8 @@
 """``file://`` URLs and plain paths: a local file read into the store (copied while hashing).
 
 User files are copied, never hardlinked: a store blob is read-only and shared, and a hardlink would
-let an edit of the user's file change a verified blob behind the store's back.
+let an edit of the user's file change a verified blob behind the store's back. A half-done copy is resumed
+only while the file's size, mtime, ctime and inode are unchanged (:func:`hubctl.store.partial.local_validator`).
 """
 
 from __future__ import annotations
@@ -61,20 +62,22 @@ class LocalSource:
         return st
 
     def stat(self) -> RemoteStat:
+        from hubctl.store.partial import local_validator
+
         st = self._stat()
-        return RemoteStat(str(self.path), st.st_size, etag=f"{st.st_size}-{st.st_mtime_ns}", accept_ranges=True)
+        return RemoteStat(str(self.path), st.st_size, etag=local_validator(st), accept_ranges=True)
 
     def open_range(self, start: int = 0, end: Optional[int] = None) -> BinaryIO:
         self._stat()
         return io.BufferedReader(_RangeReader(self.path, start, end))  # type: ignore[return-value]
 
     def download(self, sink: Sink, *, expected_size: Optional[int] = None, progress: Optional[Progress] = None) -> None:
-        from hubctl.store.partial import copy_into
+        from hubctl.store.partial import copy_into, local_validator
 
         st = self._stat()
         if expected_size is not None and st.st_size != expected_size:
             raise SourceError(f"{self.path}: is {st.st_size} bytes, expected {expected_size}")
-        parts = sink.plan(st.st_size, f"{st.st_size}-{st.st_mtime_ns}", 1)
+        parts = sink.plan(st.st_size, local_validator(st), 1)
         try:
             copy_into(self.path, sink, parts, progress)  # type: ignore[arg-type]
         except OSError as e:
@@ -82,5 +85,5 @@ class LocalSource:
                 raise
             raise SourceError(f"{self.path}: cannot read ({e.strerror})") from None
 
-    def cached_blob(self, sha256: Optional[str]) -> Optional[Path]:
+    def cached_blob(self, sha256: Optional[str], etag: Optional[str] = None) -> Optional[Path]:
         return None

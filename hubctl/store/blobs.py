@@ -396,8 +396,10 @@ class Store:
                 _unlink(tmp)
 
         def copy(pf: PartialFile) -> None:
+            from hubctl.store.partial import local_validator
+
             st = src.stat()
-            parts = pf.plan(st.st_size, f"{st.st_size}-{st.st_mtime_ns}", 1)
+            parts = pf.plan(st.st_size, local_validator(st), 1)
             copy_into(src, pf, parts, progress)
 
         key = sha256 or "file-" + hashlib.sha256(str(src.resolve()).encode()).hexdigest()[:32]

@@ -364,6 +364,13 @@ class Hasher(threading.Thread):
         self.pf.hasher = None
 
 
+def local_validator(st: os.stat_result) -> str:
+    """The validator a copy of a local file is planned with (``plan(size, validator)``): a half-done copy is
+    resumed only while size, mtime, ctime and inode are unchanged. An edit in place that puts the mtime back
+    (``cp -p``, ``rsync -t``, ``os.utime``) still moves the ctime, which userland cannot set."""
+    return f"{st.st_size}-{st.st_mtime_ns}-{st.st_ctime_ns}-{st.st_ino}"
+
+
 def copy_into(src: Path, pf: PartialFile, parts: list[Part], progress: Callable[[int], None] | None = None) -> None:
     """Copy a local file into a PartialFile (resuming where its parts left off)."""
     buf = bytearray(CHUNK)

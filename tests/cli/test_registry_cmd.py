@@ -238,7 +238,7 @@ def test_registry_build_then_add_by_path_and_by_url(cli, tmp_path, http_server) 
 def test_unreachable_url_registry_exits_3_and_adds_nothing(cli, http_server, hubctl_home) -> None:
     r = cli("registry", "add", http_server.url_for("/missing/index.json"), "--name", "gone")
     assert r.exit_code == 3
-    assert "HTTP 404" in one_line_error(r)
+    assert "404 Not Found" in one_line_error(r)
     assert not (hubctl_home / "registries.toml").exists()
 
 

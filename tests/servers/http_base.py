@@ -2,8 +2,8 @@
 
 Owns: ranged file bodies (Range `bytes=a-b` / `a-` / `-n`, 206 + Content-Range, 416, ETag / Last-Modified /
 If-Range, HEAD), fault injection through a thread-safe `Faults` object, request and byte accounting through
-`Stats`, a threaded HTTP/1.1 server bound to 127.0.0.1 that can drop its open connections, and start/stop
-plumbing. Must not: bind anything but 127.0.0.1, read whole large files into memory, or know any routes
+`Stats`, a threaded HTTP/1.1 server bound to 127.0.0.1 that can drop its open connections (and, with `tls=True`,
+speaks https and plain http on the same port: tests/servers/tls.py), and start/stop plumbing. Must not: bind anything but 127.0.0.1, read whole large files into memory, or know any routes
 (the servers built on it own those).
 """
 
@@ -13,6 +13,7 @@ import email.utils
 import hashlib
 import os
 import socket
+import ssl
 import threading
 import time
 from collections import defaultdict
@@ -58,6 +59,14 @@ class Faults:
       flip_byte=off   the byte at absolute file offset `off` is served XOR 0xFF (every response).
       delay=s         sleep s seconds before answering each request.
       rate=bps        send file bodies at about `rate` bytes per second (for kill-mid-download tests).
+      hide_length=(m,...)  responses to these methods carry no Content-Length (a GET body then ends when the
+                      server closes the connection, so a cut is indistinguishable from the end on the wire).
+      redirect_to=P   answer 302 with Location P + the request's path and query (P: "http://127.0.0.1:1234",
+                      "ftp://host:port", another scheme on the same port, ...), `redirect_times` times
+                      (default 1; None = every request).
+      drip_headers=s  send the status line and headers one byte every s seconds (a slow-drip server).
+      vary_etag       every answer carries another ETag (as some CDNs do between HEAD and GET); If-Range with
+                      any of them fails.
     """
 
     cut_at: int | None = None
@@ -70,6 +79,11 @@ class Faults:
     flip_byte: int | None = None
     delay: float = 0.0
     rate: int | None = None
+    hide_length: tuple[str, ...] = ()
+    redirect_to: str | None = None
+    redirect_times: int | None = 1
+    drip_headers: float = 0.0
+    vary_etag: bool = False
     path: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -101,6 +115,25 @@ class Faults:
                 return self.fail_status
         return None
 
+    def take_redirect(self, path: str) -> str | None:
+        """The prefix to redirect this request to, or None; consumes one of `redirect_times`."""
+        with self._lock:
+            if self.redirect_to is None or not self.applies(path):
+                return None
+            if self.redirect_times is not None:
+                if self.redirect_times <= 0:
+                    return None
+                self.redirect_times -= 1
+            return self.redirect_to
+
+    def etag_for(self, etag: str, path: str) -> str:
+        """The ETag to send for an entry whose own is `etag` (another one each time with `vary_etag`)."""
+        with self._lock:
+            if not (self.vary_etag and self.applies(path)):
+                return etag
+            self._etags = getattr(self, "_etags", 0) + 1
+            return f'"{etag.strip(chr(34))}-{self._etags}"'
+
     def take_cut(self, path: str, start: int, stop: int) -> int | None:
         """For a body covering file offsets [start, stop): how many bytes to send before cutting, or None."""
         with self._lock:
@@ -124,6 +157,7 @@ class RequestRecord(NamedTuple):
     status: int
     server: str
     headers: dict[str, str]  # request headers, names lower-cased (e.g. "authorization")
+    scheme: str = "http"  # "https" when the request came over TLS
 
 
 class Stats:
@@ -246,9 +280,11 @@ class LoopbackHTTPServer(ThreadingHTTPServer):
 
     max_threads = 64  # at most this many requests handled at once; more wait in the accept backlog
 
-    def __init__(self, handler: type[BaseHTTPRequestHandler], owner: Any, port: int = 0) -> None:
+    def __init__(self, handler: type[BaseHTTPRequestHandler], owner: Any, port: int = 0,
+                 tls: ssl.SSLContext | None = None) -> None:
         super().__init__((HOST, port), handler)
         self.owner = owner
+        self.tls = tls
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(self.max_threads)
@@ -270,6 +306,33 @@ class LoopbackHTTPServer(ThreadingHTTPServer):
             with self._conns_lock:
                 self._conns.discard(request)
             self._slots.release()
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """With `tls`, a connection whose first byte opens a TLS handshake is served over TLS, any other as
+        plain HTTP: one port answers both https:// and http:// (so a redirect can change only the scheme)."""
+        if self.tls is not None:
+            try:
+                request.settimeout(BaseHandler.timeout)
+                first = request.recv(1, socket.MSG_PEEK)
+            except OSError:
+                return
+            if first == b"\x16":
+                with self._conns_lock:
+                    self._conns.discard(request)
+                try:
+                    request = self.tls.wrap_socket(request, server_side=True)
+                except (ssl.SSLError, OSError):
+                    return
+                with self._conns_lock:
+                    self._conns.add(request)
+                try:
+                    self.RequestHandlerClass(request, client_address, self)
+                finally:
+                    with self._conns_lock:
+                        self._conns.discard(request)
+                    request.close()
+                return
+        self.RequestHandlerClass(request, client_address, self)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client hanging up mid-reply (what the fault tests provoke) is expected: keep it out of stderr,
@@ -336,9 +399,17 @@ class BaseHandler(BaseHTTPRequestHandler):
             if status is not None:
                 self.send_small(status, f"injected failure {status}\n".encode(), content_type="text/plain")
                 return
+            prefix = faults.take_redirect(self.req_path)
+            if prefix is not None:
+                self.send_redirect(prefix.rstrip("/") + self.raw_path + (f"?{self.query}" if self.query else ""))
+                return
             self.route(method, self.req_path, self.query)
-        except (BrokenPipeError, ConnectionResetError, socket.timeout):
+        except (BrokenPipeError, ConnectionResetError, socket.timeout, ssl.SSLError):
             self.close_connection = True
+
+    @property
+    def scheme(self) -> str:
+        return "https" if isinstance(self.connection, ssl.SSLSocket) else "http"
 
     def route(self, method: str, path: str, query: str) -> None:
         raise NotImplementedError
@@ -349,8 +420,22 @@ class BaseHandler(BaseHTTPRequestHandler):
         msg = getattr(self, "headers", None)
         headers = {k.lower(): v for k, v in msg.items()} if msg is not None else {}
         rng = msg.get("Range") if msg is not None else None
-        self.owner.stats.record(RequestRecord(method, path, rng, code, self.owner.name, headers))
+        self.owner.stats.record(RequestRecord(method, path, rng, code, self.owner.name, headers, self.scheme))
         super().send_response(code, message)
+
+    def flush_headers(self) -> None:
+        """With `drip_headers`, the status line and headers go out one byte at a time (a slow-drip server)."""
+        faults: Faults = self.owner.faults
+        drip = faults.drip_headers if faults.applies(getattr(self, "req_path", "") or "") else 0.0
+        if not drip or not getattr(self, "_headers_buffer", None):
+            super().flush_headers()
+            return
+        data = b"".join(self._headers_buffer)
+        self._headers_buffer = []
+        for i in range(len(data)):
+            self.wfile.write(data[i:i + 1])
+            self.wfile.flush()
+            time.sleep(drip)
 
     # ---- small replies
     def send_small(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
@@ -404,7 +489,8 @@ class BaseHandler(BaseHTTPRequestHandler):
         first, last, status = 0, size - 1, 200
         ignore_range = hurt and faults.ignore_range
         rng = self.headers.get("Range")
-        if rng is not None and not ignore_range and self.if_range_ok(entry):
+        if rng is not None and not ignore_range and self.if_range_ok(entry) and not (hurt and faults.vary_etag
+                                                                                  and "If-Range" in self.headers):
             parsed = parse_range(rng, size)
             if parsed == "unsatisfiable":
                 self.send_small(416, b"", {"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"},
@@ -416,13 +502,18 @@ class BaseHandler(BaseHTTPRequestHandler):
         length = max(0, last - first + 1)
         claimed = length + (int(faults.wrong_length) if hurt else 0)
         claimed = max(0, claimed)
+        no_length = hurt and self.method in faults.hide_length
 
         self.send_response(status)
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.send_header("Content-Type", entry.content_type)
-        self.send_header("Content-Length", str(claimed))
-        self.send_header("ETag", entry.etag)
+        if not no_length:
+            self.send_header("Content-Length", str(claimed))
+        elif self.method != "HEAD":
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.send_header("ETag", faults.etag_for(entry.etag, path))
         self.send_header("Last-Modified", email.utils.formatdate(entry.last_modified, usegmt=True))
         if not ignore_range:
             self.send_header("Accept-Ranges", "bytes")
@@ -445,7 +536,7 @@ class BaseHandler(BaseHTTPRequestHandler):
         try:
             self._stream(entry, first, to_send, flip, rate, SMALL_PIECE if ignore_range else CHUNK)
         finally:
-            if cut is not None or claimed != length:
+            if cut is not None or claimed != length or no_length:
                 self.close_connection = True
                 try:
                     self.wfile.flush()
@@ -509,10 +600,16 @@ class Served:
     name = "server"
     handler: type[BaseHandler]
 
-    def _start_http(self, port: int = 0) -> None:
-        self.httpd = LoopbackHTTPServer(self.handler, self, port)
+    def _start_http(self, port: int = 0, tls: bool = False) -> None:
+        context = None
+        if tls:
+            from tests.servers.tls import server_context
+
+            context = server_context()
+        self.httpd = LoopbackHTTPServer(self.handler, self, port, tls=context)
         self.port = self.httpd.server_address[1]
         self.url = f"http://{HOST}:{self.port}"
+        self.https_url = f"https://{HOST}:{self.port}" if tls else ""
         self._thread = threading.Thread(
             target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, name=f"{self.name}-{self.port}",
             daemon=True,

@@ -15,6 +15,8 @@ Routes ({kind} is models | datasets | spaces; a dataset's resolve URL starts wit
   GET /api/{kind}/{repo}/refs                branches, tags, converts ([]), pullRequests when include_prs
   GET /api/whoami-v2                         the user of a known token, else 401
   anything else under /api (e.g. /api/agent-harnesses): 404
+With `tls=True` the Hub's port also speaks https (`https_endpoint`); `cdn_base` (default: the CDN's own URL)
+is where LFS redirects point, e.g. the Hub's own port over plain http (the Hub then serves the CDN's paths too).
 Errors: unknown or private repo without its token -> 401 X-Error-Code RepoNotFound; a wrong token on a private repo
 -> 401 "Invalid credentials in Authorization header"; a gated repo -> GatedRepo (401 no token, 403 other token);
 unknown revision -> 404 RevisionNotFound; missing file ->
@@ -82,6 +84,13 @@ class _HubHandler(BaseHandler):
         segs = self.raw_path.strip("/").split("/")
         if segs and segs[0] == "api":
             self.api(method, segs[1:], query)
+            return
+        if self.owner.cdn_base is not None and self.raw_path.startswith("/repos/"):
+            entry = self.owner.cdn.lookup(path)
+            if entry is None:
+                self.send_small(404, b"Not Found", content_type="text/plain")
+            else:
+                self.send_entry(entry)
             return
         repo_type = "model"
         if segs and segs[0] in ("datasets", "spaces"):
@@ -298,7 +307,7 @@ class HubServer(Served):
     name = "hub"
 
     def __init__(self, workdir: str | os.PathLike[str], *, lfs_threshold: int = 1 << 20,
-                 lfs_suffixes: Iterable[str] = LFS_SUFFIXES, tree_page_size: int = 1000) -> None:
+                 lfs_suffixes: Iterable[str] = LFS_SUFFIXES, tree_page_size: int = 1000, tls: bool = False) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.blob_dir = self.workdir / "blobs"
@@ -316,12 +325,15 @@ class HubServer(Served):
         self.cdn = RangeServer(name="cdn")
         self.cdn.faults = self.faults
         self.cdn.stats = self.stats
+        self.cdn_base: str | None = None
+        self._tls = tls
         self.url = ""
+        self.https_url = ""
 
     # ------------------------------------------------------------------------------ lifecycle
     def start(self) -> HubServer:
         self.cdn.start()
-        self._start_http()
+        self._start_http(tls=self._tls)
         return self
 
     def stop(self) -> None:
@@ -338,6 +350,11 @@ class HubServer(Served):
     def endpoint(self) -> str:
         """The base URL (same as `url`), what HF_ENDPOINT must be set to."""
         return self.url
+
+    @property
+    def https_endpoint(self) -> str:
+        """The same Hub over https (with `tls=True`)."""
+        return self.https_url
 
     def reset(self) -> None:
         self.faults.reset()
@@ -438,7 +455,7 @@ class HubServer(Served):
         path = self.cdn_path(blob.sha256)
         if self.cdn.lookup(path) is None:
             self.cdn.add_file(path, blob.file, etag=blob.sha256)
-        return self.cdn.url + path + "?X-Amz-Expires=3600&X-Amz-Signature=test-signature"
+        return (self.cdn_base or self.cdn.url) + path + "?X-Amz-Expires=3600&X-Amz-Signature=test-signature"
 
     def file_meta(self, repo: Repo, e: TreeEntry, key: str) -> dict[str, Any]:
         """size / blobId / lfs for an entry; `key` is "sha256" (repo info) or "oid" (tree)."""

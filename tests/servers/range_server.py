@@ -11,6 +11,9 @@ Routes of `RangeServer`:
   GET/HEAD /auth/<rest>         /<rest>, but only with `Authorization: Bearer <server.token>`
                                 (no header: 401 + WWW-Authenticate; another token: 403)
   anything added with `add_redirect(path, target)` answers 302 to target.
+  `replace_after(path, content, after=k)`: the first k GETs of `path` get what is there now, every later GET (and what
+  follows it) the new content (with a new ETag): a file replaced on the server in the middle of a (parallel) download.
+With `tls=True` the same port also speaks https (`https_url`; clients trust tests/servers/tls.py's `ca_file()`).
 Missing files answer 404. Ranges: `bytes=a-b`, `bytes=a-`, `bytes=-n` -> 206 + Content-Range;
 out of bounds -> 416 with `Content-Range: bytes */size`; a multi-range or malformed header is ignored
 (200, full body, as RFC 9110 allows). `If-Range` with the current strong ETag (or Last-Modified date)
@@ -51,6 +54,8 @@ class _RangeHandler(BaseHandler):
         if method not in ("GET", "HEAD"):
             self.send_small(405, b"", content_type="text/plain")
             return
+        if method == "GET":
+            srv.count_get(path)
         target = srv.redirects.get(path)
         if target is not None:
             self.send_redirect(target)
@@ -83,7 +88,7 @@ class RangeServer(Served):
     handler = _RangeHandler
 
     def __init__(self, root: str | os.PathLike[str] | None = None, *, port: int = 0, name: str = "range",
-                 token: str = "test-token") -> None:
+                 token: str = "test-token", tls: bool = False) -> None:
         self.root = Path(root).resolve() if root is not None else None
         self.name = name
         self.token = token
@@ -91,12 +96,15 @@ class RangeServer(Served):
         self.stats = Stats()
         self.files: dict[str, Entry] = {}
         self.redirects: dict[str, str] = {}
+        self._replacements: dict[str, list] = {}  # path -> [GETs still served the old content, new Entry]
         self._lock = threading.Lock()
         self._want_port = port
+        self._tls = tls
         self.url = ""
+        self.https_url = ""
 
     def start(self) -> RangeServer:
-        self._start_http(self._want_port)
+        self._start_http(self._want_port, tls=self._tls)
         return self
 
     def stop(self) -> None:
@@ -120,6 +128,26 @@ class RangeServer(Served):
         with self._lock:
             self.files[p] = entry
         return self.url + p
+
+    def replace_after(self, path: str, content: bytes | str | os.PathLike[str], *, after: int = 1,
+                      etag: str | None = None) -> None:
+        """The first `after` GETs of `path` (counted from now) get what is there now; every later request
+        gets `content` (a new ETag unless `etag`), as when a file is replaced on the server mid-download."""
+        p = self._norm(path)
+        with self._lock:
+            self._replacements[p] = [after, Entry.of(content, etag=etag)]
+
+    def count_get(self, path: str) -> None:
+        """Called by the handler for each GET before it looks `path` up: applies a due `replace_after`."""
+        with self._lock:
+            pending = self._replacements.get(path)
+            if pending is None:
+                return
+            if pending[0] <= 0:
+                self.files[path] = pending[1]
+                del self._replacements[path]
+            else:
+                pending[0] -= 1
 
     def remove_file(self, path: str) -> None:
         with self._lock:

@@ -254,3 +254,60 @@ def test_server_binds_loopback_and_stops_cleanly(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         fetch(srv.url + "/a")
     conn.close()
+
+
+def test_hide_length_sends_no_content_length_and_closes_after_the_body(http_server: RangeServer, served: str) -> None:
+    http_server.faults.set(hide_length=("HEAD", "GET"), cut_at=1500)
+    assert "content-length" not in fetch(served, "HEAD").headers
+    r = fetch(served)  # a close-delimited body cut at 1500: on the wire it looks complete
+    assert "content-length" not in r.headers and r.body == DATA[:1500] and not r.incomplete
+    http_server.faults.set(hide_length=("HEAD",))
+    assert fetch(served).headers["content-length"] == str(len(DATA))
+
+
+def test_redirect_to_sends_the_path_to_another_prefix_a_set_number_of_times(http_server: RangeServer,
+                                                                          served: str) -> None:
+    http_server.faults.set(redirect_to="ftp://127.0.0.1:21", redirect_times=1)
+    r = fetch(served + "?a=1")
+    assert r.status == 302 and r.headers["location"] == "ftp://127.0.0.1:21/f.bin?a=1"
+    assert fetch(served).status == 200
+
+
+def test_drip_headers_sends_the_head_of_the_reply_slowly(http_server: RangeServer, served: str) -> None:
+    http_server.faults.set(drip_headers=0.002)
+    t = time.monotonic()
+    r = fetch(served, "HEAD")
+    assert r.status == 200 and time.monotonic() - t >= 0.2  # > 100 header bytes, 2 ms each
+
+
+def test_replace_after_changes_the_file_between_two_gets(http_server: RangeServer, served: str) -> None:
+    etag = fetch(served, "HEAD").headers["etag"]
+    http_server.replace_after("/f.bin", DATA[::-1], after=1)
+    assert fetch(served, headers={"Range": "bytes=0-9"}).body == DATA[:10]
+    second = fetch(served, headers={"Range": "bytes=0-9", "If-Range": etag})
+    assert second.status == 200 and second.body == DATA[::-1] and second.headers["etag"] != etag
+
+
+def test_tls_server_speaks_https_and_http_on_one_port(tmp_path: Path) -> None:
+    import ssl
+
+    from tests.servers.tls import ca_file
+
+    with RangeServer(tmp_path, tls=True) as srv:
+        srv.add_file("/a", b"secret")
+        ctx = ssl.create_default_context(cafile=str(ca_file()))
+        conn = http.client.HTTPSConnection("127.0.0.1", srv.port, timeout=5, context=ctx)
+        conn.request("GET", "/a")
+        assert conn.getresponse().read() == b"secret"
+        conn.close()
+        assert fetch(srv.url + "/a").body == b"secret"
+        assert [r.scheme for r in srv.stats.requests] == ["https", "http"]
+
+
+def test_vary_etag_gives_every_answer_another_etag_and_fails_if_range(http_server: RangeServer, served: str) -> None:
+    http_server.faults.set(vary_etag=True)
+    first, second = fetch(served, "HEAD").headers["etag"], fetch(served, "HEAD").headers["etag"]
+    assert first != second
+    r = fetch(served, headers={"Range": "bytes=0-9", "If-Range": second})
+    assert r.status == 200 and r.body == DATA
+    assert fetch(served, headers={"Range": "bytes=0-9"}).status == 206
