@@ -155,7 +155,11 @@ function showDetail(run, k) {
   row(dl, "model", run.base + "  [" + run.model_hash + "]");
   for (const p of run.packages) {
     const w = (p.kind === "lora" && p.name in run.loras) ? "  weight " + run.loras[p.name] : "";
-    for (const f of p.files) row(dl, p.kind, p.name + " " + p.version + w + "  " + f.path + "  sha256 " + short(f.sha256), f.sha256);
+    const weights = p.files.filter(f => /\.(safetensors|bin|ckpt|pt|gguf)$/.test(f.path));
+    const others = p.files.length - weights.length;
+    for (const f of weights) row(dl, p.kind, p.name + " " + p.version + w + "  " + f.path + "  sha256 " + short(f.sha256), f.sha256);
+    if (!weights.length) row(dl, p.kind, p.name + " " + p.version + w);
+    if (others) row(dl, "", "+ " + others + " config file(s), hashes in " + (LIVE ? "/v1/runs/" + run.id : "runs.json"));
   }
   row(dl, "lock", short(run.lock_digest), run.lock_digest);
   row(dl, "image sha256", short(im.image_sha256), im.image_sha256);
