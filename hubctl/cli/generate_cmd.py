@@ -33,6 +33,18 @@ def _parse_loras(values: list[str]) -> dict[str, float] | None:
     return out
 
 
+def check_backend_options(device: str, dtype: str, attention: str) -> None:
+    """``--device``, ``--dtype`` and ``--attention`` values (``generate`` and ``serve``); BadInput naming the option."""
+    from hubctl.errors import BadInput
+
+    if device not in ("auto", "cpu", "mps") and not device.startswith("cuda"):
+        raise BadInput(f"--device {device}: expected auto, cpu, cuda or mps")
+    if dtype not in ("auto", "fp16", "bf16", "fp32"):
+        raise BadInput(f"--dtype {dtype}: expected auto, fp16, bf16 or fp32")
+    if attention not in ("auto", "sdpa", "xformers"):
+        raise BadInput(f"--attention {attention}: expected auto, sdpa or xformers")
+
+
 def _fast_exit() -> None:
     """End the hubctl process now, skipping the interpreter's teardown of torch/diffusers (about 1 s on a CPU).
 
@@ -84,12 +96,7 @@ def generate(
     from hubctl.cli.output import out as console, print_json
     from hubctl.errors import BadInput, Refused
 
-    if device not in ("auto", "cpu", "mps") and not device.startswith("cuda"):
-        raise BadInput(f"--device {device}: expected auto, cpu, cuda or mps")
-    if dtype not in ("auto", "fp16", "bf16", "fp32"):
-        raise BadInput(f"--dtype {dtype}: expected auto, fp16, bf16 or fp32")
-    if attention not in ("auto", "sdpa", "xformers"):
-        raise BadInput(f"--attention {attention}: expected auto, sdpa or xformers")
+    check_backend_options(device, dtype, attention)
 
     if replay:
         from hubctl.run.batch import replay_image

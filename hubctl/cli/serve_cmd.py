@@ -29,16 +29,11 @@ def serve(
 ) -> None:
     """Serve the lock's verified set over HTTP: a JSON API (POST /v1/generate, /v1/runs, /v1/lock, /v1/health,
     /openapi.json) and a gallery page at /. Verifies the lock once, loads the pipeline once."""
-    from hubctl.errors import BadInput
+    from hubctl.cli.generate_cmd import check_backend_options
     from hubctl.serve.config import Limits
     from hubctl.serve.server import serve as run_server
 
-    if device not in ("auto", "cpu", "mps") and not device.startswith("cuda"):
-        raise BadInput(f"--device {device}: expected auto, cpu, cuda or mps")
-    if dtype not in ("auto", "fp16", "bf16", "fp32"):
-        raise BadInput(f"--dtype {dtype}: expected auto, fp16, bf16 or fp32")
-    if attention not in ("auto", "sdpa", "xformers"):
-        raise BadInput(f"--attention {attention}: expected auto, sdpa or xformers")
+    check_backend_options(device, dtype, attention)
     limits = Limits(max_steps=max_steps, max_size=max_size, max_images=max_images, max_batch=max_batch,
                     max_queue=max_queue, batch_window=batch_window_ms / 1000.0)
     run_server(lock=lock, script=script, host=host, port=port, out_dir=out, device=device, dtype=dtype,

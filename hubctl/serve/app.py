@@ -216,6 +216,14 @@ def create_app(state: ServeState) -> Any:
     class _NotReady(Exception):
         pass
 
+    @app.exception_handler(QueueFull)
+    async def _full(_request: Request, e: QueueFull) -> JSONResponse:
+        return JSONResponse({"detail": str(e)}, status_code=429, headers={"Retry-After": str(e.retry_after)})
+
+    @app.exception_handler(_ClientGone)
+    async def _gone(_request: Request, _e: Exception) -> Response:
+        return Response(status_code=499)  # nobody reads it: the client left before its work started
+
     @app.exception_handler(_NotReady)
     async def _not_ready(_request: Request, _e: Exception) -> JSONResponse:
         return JSONResponse({"detail": "the pipeline is still loading"}, status_code=503, headers={"Retry-After": "2"})
@@ -284,12 +292,7 @@ def create_app(state: ServeState) -> Any:
         seed = b.seed if b.seed is not None else secrets.randbelow(2**32)
         items = [BatchItem(prompt=b.prompt, negative=b.negative, seed=(seed + i) % 2**32) for i in range(b.images)]
         job = Job(key=settings, size=len(items), payload={"kind": "generate", "items": items, "settings": settings})
-        try:
-            res = await _wait(queue, job, request)
-        except QueueFull as e:
-            return JSONResponse({"detail": str(e)}, status_code=429, headers={"Retry-After": str(e.retry_after)})
-        except _ClientGone:
-            return Response(status_code=499)
+        res = await _wait(queue, job, request)
         rec = res["record"]
         return {"run_id": rec["id"], "run_url": f"/v1/runs/{rec['id']}", "batch_size": len(rec["images"]),
                 "model_hash": rec["model_hash"], "lock_digest": rec["lock_digest"],
@@ -343,12 +346,7 @@ def create_app(state: ServeState) -> Any:
         if body.image >= n:
             raise BadInput(f"run {run_id} has {n} image(s): image {body.image} is not one of 0..{n - 1}")
         job = Job(key=("replay", run_id), size=n, exclusive=True, payload={"kind": "replay", "run_id": run_id, "image": body.image})
-        try:
-            res = await _wait(queue, job, request)
-        except QueueFull as e:
-            return JSONResponse({"detail": str(e)}, status_code=429, headers={"Retry-After": str(e.retry_after)})
-        except _ClientGone:
-            return Response(status_code=499)
+        res = await _wait(queue, job, request)
         return {**res, "url": image_url(res["replay"], body.image)}
 
     app.add_middleware(_Guard, max_body=limits.max_body, check_host=state.token is None)

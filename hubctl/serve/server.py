@@ -79,6 +79,8 @@ def serve(*, lock: str | None = None, script: str | None = None, host: str = "12
     Refused (verification failed, or the pipeline could not load)."""
     say = say or (lambda line: print(line, file=sys.stderr, flush=True))
     limits = (limits or Limits()).check()
+    if not 0 <= port <= 65535:
+        raise BadInput(f"--port {port}: expected 0 to 65535")
     token = token_from_env()
     check_bind(host, token)
     try:

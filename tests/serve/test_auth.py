@@ -22,11 +22,15 @@ def guarded(serve_home, tmp_path_factory):
     server.stop()
 
 
-@pytest.mark.parametrize("header", [None, "Bearer wrong-token-000000000000", f"Basic {TOKEN}", f"Bearer {TOKEN}x", f"Bearer {TOKEN[:-1]}", "Bearer"])
+WRONG = {"none": "", "wrong": "Bearer wrong-token-000000000000", "basic": f"Basic {TOKEN}", "longer": f"Bearer {TOKEN}x",
+         "shorter": f"Bearer {TOKEN[:-1]}", "scheme-only": "Bearer"}
+
+
+@pytest.mark.parametrize("kind", list(WRONG))
 @pytest.mark.parametrize("method,path", [("GET", "/v1/runs"), ("GET", "/v1/lock"), ("POST", "/v1/generate"),
                                          ("GET", "/v1/runs/20260101-000000-0123abcd"), ("POST", "/v1/runs/20260101-000000-0123abcd/replay")])
-def test_every_v1_route_refuses_a_missing_or_wrong_token(guarded, header, method, path):
-    c = guarded.client(headers={"Authorization": header or ""})  # "" stands for no header (the client adds none)
+def test_every_v1_route_refuses_a_missing_or_wrong_token(guarded, kind, method, path):
+    c = guarded.client(headers={"Authorization": WRONG[kind]})  # "" stands for no header (the client adds none)
     r = c.request(method, path, json={"prompt": "x"} if method == "POST" else None)
     assert r.status_code == 401, r.text
     assert r.headers["WWW-Authenticate"] == "Bearer"
