@@ -316,6 +316,8 @@ def replay_image(run_id: str, image: int = 0, *, out: str | None = None, device:
         return {**res, "image": 0, "batch_size": 1}
     items, settings, params = recorded_batch(rec)
     _check_index(rec, image, len(items))
+    if out and Path(out).suffix.lower() == ".png":
+        raise BadInput(f"--out {out}: run {rec.id} is a batch of {len(items)}; its replay writes into a folder (give one)")
     lock = Lock(packages=packages_from_dicts(json.loads(rec.packages_json)))
     import torch
 

@@ -133,6 +133,8 @@ def test_replay_of_any_image_of_a_batch_gives_the_same_pixels_over_the_api_and_t
     assert Image.open(j["out_path"]).tobytes() == Image.open(io.BytesIO(_png(served, res["images"][1]["url"]))).tobytes()
     bad = cli("generate", "--replay", res["run_id"], "--image", "3")
     assert bad.exit_code == 2 and "has 3 images" in bad.stderr
+    to_file = cli("generate", "--replay", res["run_id"], "--out", str(tmp_path / "x.png"))
+    assert to_file.exit_code == 2 and "writes into a folder" in to_file.stderr and not (tmp_path / "x.png").exists()
 
 
 def test_concurrent_compatible_requests_share_one_batch_and_each_image_keeps_its_seed(served):
