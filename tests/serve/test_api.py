@@ -195,7 +195,7 @@ def test_bad_input_is_a_422_naming_the_field(served, body, field):
 def test_a_full_queue_answers_429_with_retry_after_and_the_waiting_work_still_completes(served):
     slow = _occupy(served, steps=60)
     done: list[int] = []
-    waiting = [threading.Thread(target=lambda i=i: done.append(served.post("/v1/generate", {"prompt": f"q{i}", "steps": 1 + i % 2, "seed": i}).status_code))
+    waiting = [threading.Thread(target=lambda i=i: done.append(served.post("/v1/generate", {"prompt": f"q{i}", "steps": 1 + i % 2, "seed": i, "width": 32, "height": 32}).status_code))
                for i in range(16)]
     for t in waiting:
         t.start()

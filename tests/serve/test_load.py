@@ -31,7 +31,8 @@ def test_sixteen_clients_sixty_four_requests_nothing_lost_or_duplicated(served):
                     return
                 i = todo.pop()
             for _attempt in range(50):  # bounded: a 429 is retried after Retry-After
-                r = c.post("/v1/generate", json={"prompt": f"load {i}", "seed": i, "steps": 1 + i % 2})
+                r = c.post("/v1/generate", json={"prompt": f"load {i}", "seed": i, "steps": 1 + i % 2,
+                                                      "width": 32, "height": 32})
                 if r.status_code != 429:
                     break
                 rejected[i] += 1
