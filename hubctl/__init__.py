@@ -9,7 +9,8 @@ One package per stage of the data flow, registry -> resolve -> lock -> fetch -> 
     lock/      the lock file, pinning, diff, the project file and script metadata, the lock workflow
     sources/   hf://, https://, file:// behind one protocol; fetching locked files into the store
     store/     content-addressed blobs, partial downloads, roots (install set, synced locks), views, hashes
-    run/       the verified inference run (the only place that imports torch), run records
+    run/       the verified inference run (the only place that imports torch), run records, batches
+    serve/     ``hubctl serve``: the JSON API, work queue, auth and gallery; ``hubctl runs export``
     demo/      the offline demo hub
     cli/       the typer app, one module per command group
     errors.py, config.py, db.py, fsutil.py, progress.py, tomlcompat.py: small shared pieces

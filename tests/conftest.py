@@ -4,6 +4,7 @@ Fixture modules live in tests/fixtures/ (one concern each) and are loaded as plu
   servers.py  real HTTP servers on 127.0.0.1 (a Hub-compatible server and a plain Range server)
   demo.py     the offline demo hub (tiny real diffusers models), built once per session
   sparse.py   real-shaped SD1/SD2/SDXL safetensors headers written as sparse files
+  serve.py    `hubctl serve` as a real process on 127.0.0.1 with the demo's tiny models
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ pytest_plugins = [
     "tests.fixtures.servers",
     "tests.fixtures.demo",
     "tests.fixtures.sparse",
+    "tests.fixtures.serve",
 ]
 
 

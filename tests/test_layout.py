@@ -137,7 +137,7 @@ def test_heavy_libraries_are_imported_at_module_level_only_in_run_and_demo(heavy
 
 
 def test_each_stage_is_a_package_with_its_api_in_the_init_docstring() -> None:
-    for stage in ("registry", "probe", "compat", "resolve", "lock", "sources", "store", "run", "demo", "cli"):
+    for stage in ("registry", "probe", "compat", "resolve", "lock", "sources", "store", "run", "serve", "demo", "cli"):
         init = PKG / stage / "__init__.py"
         assert init.is_file(), f"hubctl/{stage}/ is not a package"
         doc = ast.get_docstring(ast.parse(init.read_text("utf-8"))) or ""

@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "hubctl.cli.project_cmd",    # add, remove, lock, sync, run
     "hubctl.cli.generate_cmd",   # generate, runs list|show
     "hubctl.cli.demo_cmd",       # demo
+    "hubctl.cli.serve_cmd",      # serve
 ]
 
 

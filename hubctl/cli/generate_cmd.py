@@ -33,6 +33,18 @@ def _parse_loras(values: list[str]) -> dict[str, float] | None:
     return out
 
 
+def check_backend_options(device: str, dtype: str, attention: str) -> None:
+    """``--device``, ``--dtype`` and ``--attention`` values (``generate`` and ``serve``); BadInput naming the option."""
+    from hubctl.errors import BadInput
+
+    if device not in ("auto", "cpu", "mps") and not device.startswith("cuda"):
+        raise BadInput(f"--device {device}: expected auto, cpu, cuda or mps")
+    if dtype not in ("auto", "fp16", "bf16", "fp32"):
+        raise BadInput(f"--dtype {dtype}: expected auto, fp16, bf16 or fp32")
+    if attention not in ("auto", "sdpa", "xformers"):
+        raise BadInput(f"--attention {attention}: expected auto, sdpa or xformers")
+
+
 def _fast_exit() -> None:
     """End the hubctl process now, skipping the interpreter's teardown of torch/diffusers (about 1 s on a CPU).
 
@@ -77,29 +89,26 @@ def generate(
     attention: Annotated[str, typer.Option("--attention", help="auto (xformers if it works, else sdpa), sdpa or xformers.")] = "auto",
     lock: Annotated[Optional[str], typer.Option("--lock", help="Lock file (default: ./hubctl.lock or $HUBCTL_LOCK).")] = None,
     replay: Annotated[Optional[str], typer.Option("--replay", help="Run a recorded run again and compare image hashes.")] = None,
+    image: Annotated[int, typer.Option("--image", min=0, help="With --replay of a batch: which image to compare (the whole batch runs again).")] = 0,
     json_: JsonOpt = False,
 ) -> None:
     """Verified inference run: check every locked file and the set's fit, then generate a PNG with its provenance."""
     from hubctl.cli.output import out as console, print_json
     from hubctl.errors import BadInput, Refused
 
-    if device not in ("auto", "cpu", "mps") and not device.startswith("cuda"):
-        raise BadInput(f"--device {device}: expected auto, cpu, cuda or mps")
-    if dtype not in ("auto", "fp16", "bf16", "fp32"):
-        raise BadInput(f"--dtype {dtype}: expected auto, fp16, bf16 or fp32")
-    if attention not in ("auto", "sdpa", "xformers"):
-        raise BadInput(f"--attention {attention}: expected auto, sdpa or xformers")
+    check_backend_options(device, dtype, attention)
 
     if replay:
-        from hubctl.run.generate import replay as do_replay
+        from hubctl.run.batch import replay_image
 
-        res = do_replay(replay, out=out, device=None if device == "auto" else device, dtype=None if dtype == "auto" else dtype)
+        res = replay_image(replay, image, out=out, device=None if device == "auto" else device, dtype=None if dtype == "auto" else dtype)
         if json_:
             print_json(res)
         else:
             c = console()
             verdict = "[green]identical[/green]" if res["match"] else "[red]different[/red]"
-            c.print(f"replay of {res['run']} -> {res['replay']} on {res['device']}: image {verdict}")
+            which = f" image {res['image']} of {res['batch_size']}" if res.get("batch_size", 1) > 1 else ""
+            c.print(f"replay of {res['run']}{which} -> {res['replay']} on {res['device']}: image {verdict}")
             c.print(f"  original {res['original_image_sha256'][:16]}  replay {res['replay_image_sha256'][:16]}")
             if not res["match"] and res.get("difference"):
                 d = res["difference"]
@@ -203,6 +212,25 @@ def runs_show(
     if d["params"].get("loras"):
         c.print("loras        " + ", ".join(f"{k}={v:g}" for k, v in d["params"]["loras"].items()))
     c.print("versions     " + ", ".join(f"{k} {v}" for k, v in sorted(d["versions"].items())))
+
+
+@runs_app.command("export")
+def runs_export(
+    dest: Annotated[str, typer.Argument(metavar="DIR", help="Folder to write (new, empty, or an earlier export).")],
+    limit: Annotated[int, typer.Option("--limit", min=1, help="How many runs, newest first.")] = 200,
+    json_: JsonOpt = False,
+) -> None:
+    """Write the gallery as static HTML (images with their chunks, provenance; no server needed)."""
+    from hubctl.cli.output import out as console, print_json, warn
+    from hubctl.serve.export import export_gallery
+
+    res = export_gallery(dest, limit=limit)
+    if json_:
+        print_json(res)
+        return
+    for s in res["skipped"]:
+        warn(f"skipped {s}")
+    console().print(f"wrote {res['path']}/index.html: {res['runs']} runs, {res['images']} images")
 
 
 def register(app: typer.Typer) -> None:

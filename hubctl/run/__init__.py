@@ -7,6 +7,7 @@ diffusers.
     pipeline.py   VerifiedSet -> ready diffusers pipeline (base, scheduler, VAE, embeddings, LoRAs, ControlNet)
     pngmeta.py    A1111 "parameters" + "hubctl" PNG chunks, pixel hashes; no torch
     generate.py   the run end to end (PNG + run record) and replay; load_pipeline for scripts
+    batch.py      a set loaded once; many images in one pipeline call, one run record per batch; replay of image k
     configs.py    diffusers config folders for single-file bases, from the family's reference configs
     records.py    run records in the state database (``hubctl runs``); no torch
     paths.py      ``hubctl.paths()`` for scripts run by ``hubctl run``: the lock's verified files; no torch

@@ -1,7 +1,9 @@
 """Run records: what a verified inference run used and produced, in the state database.
 
 Owns the ``run`` table (lock digest, the locked packages, every file hash, library versions, device, dtype,
-attention backend, parameters, seed, output path and image hashes) and reading/writing it. Must not import
+attention backend, parameters, seed, output path and image hashes) and reading/writing it. A batch's record
+(hubctl.run.batch) describes image 0 in its columns and every image in ``params["images"]`` (prompt, negative,
+seed, out_path, image_sha256, png_sha256); :func:`images_of` gives that list for any record. Must not import
 torch or diffusers: ``hubctl runs list`` stays fast.
 """
 
@@ -16,7 +18,7 @@ from sqlmodel import Field, Session, SQLModel, select
 
 from hubctl.errors import BadInput
 
-__all__ = ["RunRecord", "new_run_id", "add_run", "get_run", "list_runs", "record_to_dict"]
+__all__ = ["RunRecord", "new_run_id", "add_run", "get_run", "list_runs", "record_to_dict", "images_of"]
 
 
 class RunRecord(SQLModel, table=True):
@@ -86,9 +88,13 @@ def get_run(run_id: str) -> RunRecord:
     raise BadInput(f"run id {run_id!r} is ambiguous: {', '.join(m.id for m in matches[:5])}")
 
 
-def list_runs(limit: int = 50) -> list[RunRecord]:
+def list_runs(limit: int = 50, *, out_under: str | None = None) -> list[RunRecord]:
+    """The newest runs first; ``out_under``: only those whose image was written under that folder."""
     with Session(_engine()) as s:
-        return list(s.exec(select(RunRecord).order_by(RunRecord.created.desc(), RunRecord.id.desc()).limit(limit)).all())  # type: ignore[attr-defined]
+        q = select(RunRecord)
+        if out_under is not None:
+            q = q.where(RunRecord.out_path.startswith(out_under.rstrip("/") + "/", autoescape=True))  # type: ignore[attr-defined]
+        return list(s.exec(q.order_by(RunRecord.created.desc(), RunRecord.id.desc()).limit(limit)).all())  # type: ignore[attr-defined]
 
 
 def record_to_dict(rec: RunRecord, *, full: bool = True) -> dict[str, Any]:
@@ -98,3 +104,13 @@ def record_to_dict(rec: RunRecord, *, full: bool = True) -> dict[str, Any]:
         if full:
             d[k[: -len("_json")]] = json.loads(raw)
     return d
+
+
+def images_of(rec: RunRecord) -> list[dict[str, Any]]:
+    """Every image of a run: one entry (prompt, negative, seed, out_path, image_sha256, png_sha256) per image."""
+    params = json.loads(rec.params_json or "{}")
+    images = params.get("images")
+    if isinstance(images, list) and images:
+        return [dict(im) for im in images]
+    return [{"prompt": rec.prompt, "negative": rec.negative, "seed": rec.seed, "out_path": rec.out_path,
+             "image_sha256": rec.image_sha256, "png_sha256": rec.png_sha256}]
