@@ -102,8 +102,13 @@ def _module(comp: str, name: str, underscore: bool, parts: Mapping[str, Sequence
         if not (_dims(a, 2) and _dims(b, 2)):
             return None
         t1 = g("hada_t1")
-        kernel = (t1[2], t1[3]) if _dims(t1, 4) else None
-        return LoraModule(comp, name, underscore, b[1], a[0], kernel, b[0], "loha")
+        if t1 is not None:
+            # Tucker (a conv whose kernel is not 1x1): hada_w1_a (rank, out), hada_w1_b (rank, in), hada_t1 (rank, rank, kh, kw)
+            if not (_dims(t1, 4) and a[0] == b[0] == t1[0] == t1[1]):
+                return None
+            return LoraModule(comp, name, underscore, b[1], a[1], (t1[2], t1[3]), b[0], "loha")
+        # hada_w1_a (out, rank), hada_w1_b (rank, in), in * kh * kw for a conv (flattened)
+        return LoraModule(comp, name, underscore, b[1], a[0], None, b[0], "loha")
     if ("lokr_w1" in parts or "lokr_w1_a" in parts) and ("lokr_w2" in parts or "lokr_w2_a" in parts):
         w1, w1a, w1b = g("lokr_w1"), g("lokr_w1_a"), g("lokr_w1_b")
         if _dims(w1, 2):
@@ -112,20 +117,25 @@ def _module(comp: str, name: str, underscore: bool, parts: Mapping[str, Sequence
             a_out, b_in = w1a[0], w1b[1]
         else:
             return None
-        w2, w2a, w2b = g("lokr_w2"), g("lokr_w2_a"), g("lokr_w2_b")
+        w2, w2a, w2b, t2 = g("lokr_w2"), g("lokr_w2_a"), g("lokr_w2_b"), g("lokr_t2")
         kernel = None
         if _dims(w2, 2, 4):
             c_out, d_in = w2[0], w2[1]
             if len(w2) == 4:
                 kernel = (w2[2], w2[3])
-        elif _dims(w2a, 2) and _dims(w2b, 2):
+        elif t2 is not None:
+            # Tucker: lokr_w2_a (rank, out/a), lokr_w2_b (rank, in/c), lokr_t2 (rank, rank, kh, kw)
+            if not (_dims(t2, 4) and _dims(w2a, 2) and _dims(w2b, 2) and w2a[0] == w2b[0] == t2[0] == t2[1]):
+                return None
+            c_out, d_in, kernel = w2a[1], w2b[1], (t2[2], t2[3])
+        elif _dims(w2a, 2) and _dims(w2b, 2, 4):
+            # lokr_w2_a (out/a, rank), lokr_w2_b (rank, in/c) or, for a conv, (rank, in/c, kh, kw) or flattened
             c_out, d_in = w2a[0], w2b[1]
-            t2 = g("lokr_t2")
-            if _dims(t2, 4):
-                kernel = (t2[2], t2[3])
+            if len(w2b) == 4:
+                kernel = (w2b[2], w2b[3])
         else:
             return None
-        rank = w1b[0] if _dims(w1b, 2) else (w2b[0] if _dims(w2b, 2) else None)
+        rank = w1b[0] if _dims(w1b, 2) else (w2b[0] if _dims(w2b, 2, 4) else None)
         return LoraModule(comp, name, underscore, b_in * d_in, a_out * c_out, kernel, rank, "lokr")
     d = g("diff")
     if _dims(d, 2):
