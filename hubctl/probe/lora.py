@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from hubctl.probe.keys import te_canonical
 from hubctl.probe.types import Evidence, LoraModule, Signature
 
-__all__ = ["is_lora", "parse_lora", "LoraInfo"]
+__all__ = ["is_lora", "parse_lora", "LoraInfo", "group_lora_keys", "route_module"]
 
 _SUFFIXES = [
     (".lora_down.weight", "down"), (".lora_up.weight", "up"), (".lora_mid.weight", "mid"),
@@ -56,6 +56,26 @@ def _split(name: str) -> tuple[str, str] | None:
         if name.endswith(suf):
             return name[: -len(suf)], part
     return None
+
+
+def group_lora_keys(names: "Iterable[str]") -> dict[str, dict[str, str]]:
+    """Tensor names by adapted module: ``{module key: {part: tensor name}}`` (parts: down, up, mid, hada_w1_a, ...,
+    lokr_t2, diff, diff_b, dora, alpha); names of no known part are left out."""
+    out: dict[str, dict[str, str]] = {}
+    for name in names:
+        sp = _split(name)
+        if sp is not None:
+            out.setdefault(sp[0], {})[sp[1]] = name
+    return out
+
+
+def route_module(mod: str) -> tuple[str, str, bool]:
+    """(component, module name, kohya underscore form?) of a module key: ``lora_unet_down_blocks_0_...`` ->
+    ("unet", "down_blocks_0_...", True); ``text_encoder.text_model...`` -> ("text_encoder", "text_model...", False)."""
+    comp, name, underscore, _, _ = _route(mod)
+    if comp.startswith("text_encoder"):
+        name = te_canonical(name, underscore)
+    return comp, name, underscore
 
 
 def _route(mod: str) -> tuple[str, str, bool, int | None, int]:

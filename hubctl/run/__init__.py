@@ -5,6 +5,7 @@ diffusers.
     device.py     device/dtype "auto" (cuda fp16 > mps fp16 > cpu fp32)
     attention.py  xformers when installed and a tiny call works, else SDPA; reported
     pipeline.py   VerifiedSet -> ready diffusers pipeline (base, scheduler, VAE, embeddings, LoRAs, ControlNet)
+    lycoris.py    LyCORIS files diffusers cannot load (LoHa, LoKr, Tucker LoCon, full): merged into the weights
     pngmeta.py    A1111 "parameters" + "hubctl" PNG chunks, pixel hashes; no torch
     generate.py   the run end to end (PNG + run record) and replay; load_pipeline for scripts
     batch.py      a set loaded once; many images in one pipeline call, one run record per batch; replay of image k

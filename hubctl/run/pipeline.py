@@ -3,7 +3,7 @@
 Owns the one assembly path that ``hubctl generate``, ``hubctl.load_pipeline()`` and the GPU benchmark share:
 base (diffusers folder or single file; scheduler set to the base's prediction type), optional separate VAE,
 textual-inversion embeddings with their tokens, LoRAs (kohya or diffusers/peft) with per-adapter weights,
-fused when asked, ControlNet, device/dtype and the attention backend. It never verifies files (that is
+fused when asked, in the user's order (LyCORIS files diffusers cannot load: merged by hubctl.run.lycoris), ControlNet, device/dtype and the attention backend. It never verifies files (that is
 hubctl.run.verify) and never writes outputs (hubctl.run.generate).
 """
 
@@ -167,12 +167,26 @@ def _load_embeddings(pipe: Any, embeddings: list[VerifiedArtefact], asm: Assembl
 
 
 def _load_loras(pipe: Any, loras: list[tuple[VerifiedArtefact, float]], fuse: bool, asm: Assembled) -> None:
+    """Load (and, when ``fuse``, fuse) the LoRAs in the given order, which is the user's: float additions in
+    another order give other bits. LyCORIS files diffusers cannot load are merged by hubctl.run.lycoris."""
     if not loras:
         return
+    from hubctl.probe.header import read_header
+    from hubctl.run.lycoris import merge_lycoris, needs_merge
+
     names, weights = [], []
     for a, w in loras:
         if a.weights is None:
             raise Refused(f"{a.label}: a LoRA must be one .safetensors file")
+        if needs_merge(read_header(a.weights).tensors):
+            if not fuse:
+                raise Refused(f"{a.label}: a LyCORIS file (LoHa, LoKr, Tucker LoCon or full) cannot stay a separate diffusers "
+                              "adapter; load it fused (fuse_loras=True)")
+            merge_lycoris(pipe, a.weights, float(w), a.label)
+            asm.loras[a.name] = float(w)
+            asm.lora_hashes[a.name] = a.model_hash
+            asm.fused = True
+            continue
         name = _adapter_name(a)
         try:
             pipe.load_lora_weights(str(a.weights), adapter_name=name)
@@ -182,6 +196,8 @@ def _load_loras(pipe: Any, loras: list[tuple[VerifiedArtefact, float]], fuse: bo
         weights.append(float(w))
         asm.loras[a.name] = float(w)
         asm.lora_hashes[a.name] = a.model_hash
+    if not names:
+        return
     pipe.set_adapters(names, adapter_weights=weights)
     if fuse:
         components = [c for c in ("unet", "text_encoder") if getattr(pipe, c, None) is not None]
