@@ -176,6 +176,9 @@ class _LoraResult:
     first_mismatch: str = ""
     first_absent: str = ""
     unchecked_components: set[str] = field(default_factory=set)
+    denoiser: int = 0  # the LoRA's denoiser (UNet/transformer) modules checked against the base's denoiser
+    denoiser_found: int = 0
+    first_denoiser_absent: str = ""
 
 
 def _check_lora(adapter: Probe, mods: ModuleMap) -> _LoraResult:
@@ -189,9 +192,14 @@ def _check_lora(adapter: Probe, mods: ModuleMap) -> _LoraResult:
             r.unchecked_components.add(m.component)
             continue
         hit = _lookup(m, comp, unders[m.component])
+        if m.component == "unet":
+            r.denoiser += 1
+            r.denoiser_found += hit is not None
         if hit is None:
             r.absent += 1
             r.first_absent = r.first_absent or f"{m.component}: {m.name}"
+            if m.component == "unet":
+                r.first_denoiser_absent = r.first_denoiser_absent or m.name
             continue
         why = _fits(m, comp[hit])
         if why:
@@ -292,7 +300,12 @@ def _lora_level(c: _Ctx, ad: Probe, a_label: str, a_fam: str | None) -> str:
         return "not checked (no header or shape table for the base)"
     r = _check_lora(ad, c.mods)
     what = "te" if all(m.component != "unet" for m in ad.lora_modules) else "unet"
-    if r.mismatch or (r.absent and r.absent + r.unchecked == r.total):
+    if r.denoiser and not r.denoiser_found:
+        # the denoiser decides: a LoRA none of whose UNet/transformer modules the base has does not fit it,
+        # whatever its text encoder part matches (a Flux or SD3 LoRA that also trained CLIP)
+        c.refuse(a_label, f"{a_label} is {c.is_a(a_fam, kw)} for another denoiser: none of its {r.denoiser} UNet/transformer "
+                          f"modules exist in {c.b_label} ({fam_name(c.b_fam)}), e.g. {r.first_denoiser_absent}")
+    elif r.mismatch or (r.absent and r.absent + r.unchecked == r.total):
         n_bad = r.mismatch or r.absent
         reason = (f"{a_label} is {c.is_a(a_fam, kw)} ({_width_phrase(ad, c.families, what)}); "
                   f"{c.b_label} is {fam_name(c.b_fam)} ({_short_width(c.b_words, c.families, what)}): "

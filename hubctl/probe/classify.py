@@ -263,7 +263,7 @@ def classify(
     evidence = list(sig.evidence)
     if md_ev:
         evidence.append(md_ev)
-    if family is None and sig.known() and not cands:
+    if family is None and sig.known() and not cands and not sig.foreign_denoiser:
         notes.append(f"no known family has {describe_signature(sig)}")
     if md_fam and family and md_fam != family:
         notes.append(f"metadata says {md_fam} but the shapes say {family} ({describe_signature(sig)}); shapes win")

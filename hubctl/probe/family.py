@@ -55,7 +55,7 @@ def _fits(f: Family, s: Signature) -> tuple[bool, int]:
 
 def match_families(sig: Signature, families: FamilyTable) -> tuple[str | None, list[str]]:
     """(family id or None, every family the shapes allow). None when nothing or more than one fits best."""
-    if not sig.known():
+    if not sig.known() or sig.foreign_denoiser:  # a denoiser no family has: its text encoder part decides nothing
         return None, []
     scored = [(f.id, sc) for f in families for ok, sc in [_fits(f, sig)] if ok]
     if not scored:

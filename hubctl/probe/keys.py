@@ -20,6 +20,7 @@ __all__ = [
     "kohya_lookup",
     "sgm_to_diffusers_underscore",
     "te_canonical",
+    "is_unet_module",
 ]
 
 def te_canonical(name: str, underscore: bool = False) -> str:
@@ -207,6 +208,24 @@ def module_shapes(shapes: Mapping[str, Sequence[int]], *, component: str | None 
         if ws is not None:
             target[mod] = ws
     return {k: v for k, v in out.items() if v}
+
+
+_UNET_HEADS = ("down_blocks", "mid_block", "up_blocks", "conv_in", "conv_out", "conv_norm_out", "time_embedding",
+               "add_embedding")
+_LDM_UNET_PREFIXES = ("model.diffusion_model.", "diffusion_model.")
+
+
+def is_unet_module(name: str, underscore: bool = False) -> bool:
+    """Whether a LoRA's denoiser module name is a UNet2DConditionModel module: diffusers naming
+    (``down_blocks.0.attentions.0...``), LDM (``input_blocks.1.1...``) or their kohya underscore forms (SGM
+    included). Flux's ``double_blocks_0_img_attn_qkv`` or SD3's ``transformer_blocks.0.attn.to_q`` are not."""
+    if underscore:
+        return name.startswith(tuple(h + "_" for h in _UNET_HEADS)) or name in _UNET_HEADS or sgm_to_diffusers_underscore(name) is not None
+    for prefix in _LDM_UNET_PREFIXES:
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+            break
+    return name.split(".", 1)[0] in _UNET_HEADS or ldm_unet_module(name) is not None
 
 
 def kohya_lookup(modules: Mapping[str, ModuleShape]) -> dict[str, str]:

@@ -9,7 +9,7 @@ import re
 from collections import Counter
 from typing import Iterable, Mapping, Sequence
 
-from hubctl.probe.keys import te_canonical
+from hubctl.probe.keys import is_unet_module, te_canonical
 from hubctl.probe.types import Evidence, LoraModule, Signature
 
 __all__ = ["is_lora", "parse_lora", "LoraInfo", "group_lora_keys", "route_module"]
@@ -177,6 +177,7 @@ def parse_lora(shapes: Mapping[str, Sequence[int]], metadata: Mapping[str, str],
     kohya = peft_prefixed = legacy = 0
     sig = info.signature
     alphas: list[float] = []
+    denoiser, unet_like, foreign = 0, 0, ""
     for mod, parts in grouped.items():
         comp, name, underscore, te_exact, te_min = _route(mod)
         if underscore:
@@ -200,6 +201,11 @@ def parse_lora(shapes: Mapping[str, Sequence[int]], metadata: Mapping[str, str],
         sep = "_" if underscore else "."
         key = next((mod + s for s, p in _SUFFIXES if p in _DECIDING and (mod + s) in shapes), mod)
         if comp == "unet":
+            denoiser += 1
+            if is_unet_module(name, underscore):
+                unet_like += 1
+            else:
+                foreign = foreign or name
             if (name.endswith(f"attn2{sep}to_k") or name.endswith(f"attn2{sep}to_v")) and m.in_features and sig.cross_attention_dim is None:
                 sig.cross_attention_dim = m.in_features
                 sig.evidence.append(Evidence(key, tuple(shapes.get(key, ())) or None, f"cross-attention input width {m.in_features}"))
@@ -217,6 +223,11 @@ def parse_lora(shapes: Mapping[str, Sequence[int]], metadata: Mapping[str, str],
                 li = int(lm.group(1))
                 if li > sig.te_max_layer.get(idx, -1):
                     sig.te_max_layer[idx] = li
+    if denoiser and not unet_like:
+        # the family is the denoiser's: a Flux or SD3 LoRA that also trained CLIP is not the family its CLIP fits
+        sig.foreign_denoiser = True
+        info.notes.append(f"its {denoiser} denoiser modules (e.g. {foreign}) are not UNet modules of any known family; "
+                          "the text encoder part does not decide the family")
     # SDXL kohya files name text encoder 1 `lora_te1_`: two encoders, and `lora_te_` exactly one
     if sig.te_max_layer:
         for idx, li in sig.te_max_layer.items():

@@ -39,6 +39,7 @@ class Signature:
     embedding_widths: list[int] | None = None                    # textual inversion: width per encoder
     unet_in_channels: int | None = None
     block_out_channels: list[int] | None = None
+    foreign_denoiser: bool = False                               # a LoRA's denoiser modules are none of a UNet's
     evidence: list[Evidence] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
