@@ -168,6 +168,8 @@ def run_generate(req: GenerateRequest, *, lock: "Lock | None" = None, lock_path:
     params = {k: v for k, v in asdict(req).items() if k not in ("out",)}
     import torch
 
+    # ``loras`` in the order they were loaded and fused (the user's): stored as it is, never key-sorted,
+    # because fusing in another order gives other bits and a replay follows this order
     params.update(seed=seed, width=facts["width"], height=facts["height"], loras=dict(asm.loras),
                   cpu_threads=torch.get_num_threads() if asm.device == "cpu" else None,
                   controlnet=req.controlnet, control_image_sha256=facts.get("control_image_sha256"))
@@ -194,7 +196,7 @@ def run_generate(req: GenerateRequest, *, lock: "Lock | None" = None, lock_path:
         base=vset.base.label, model_hash=vset.base.model_hash, lock_digest=vset.lock_digest,
         lock_path=str(Path(lock_path).resolve()) if lock_path else "", device=asm.device, dtype=asm.dtype,
         attention=asm.attention.backend, out_path=str(out.resolve()), image_sha256=pix, png_sha256=png_sha,
-        replay_of=replay_of, seconds=round(time.perf_counter() - t0, 3), params_json=json.dumps(params, sort_keys=True),
+        replay_of=replay_of, seconds=round(time.perf_counter() - t0, 3), params_json=json.dumps(dict(sorted(params.items()))),
         packages_json=json.dumps(vset.packages_json, sort_keys=True), versions_json=json.dumps(versions, sort_keys=True),
     )
     runs.add_run(rec)

@@ -90,7 +90,8 @@ def png_bytes(image: Any, parameters: str, hubctl: Mapping[str, Any]) -> bytes:
 
     info = PngInfo()
     info.add_text("parameters", parameters)
-    info.add_text("hubctl", json.dumps(hubctl, sort_keys=True, separators=(",", ":")))
+    # top-level keys sorted; nested values keep their order (``loras``: the order they were applied in)
+    info.add_text("hubctl", json.dumps(dict(sorted(hubctl.items())), separators=(",", ":")))
     buf = io.BytesIO()
     image.save(buf, format="PNG", pnginfo=info)
     return buf.getvalue()
