@@ -148,18 +148,19 @@ def _load_embeddings(pipe: Any, embeddings: list[VerifiedArtefact], asm: Assembl
             raise Refused(f"{e.label}: an embedding must be one .safetensors file")
         state = load_file(str(e.weights))
         tokens = list(e.tokens)
+        # the diffusers format names each token's vectors by the token; the others hold one token's vectors
+        named = [k for k in state if k not in ("emb_params", "clip_l", "clip_g") and not k.startswith("string_to_param")]
         try:
-            if len(state) == 1 and next(iter(state)) not in ("emb_params", "string_to_param", "clip_l", "clip_g") and not tokens:
-                tokens = [next(iter(state))]
             if not tokens:
-                tokens = [f"<{e.name}>"]
+                tokens = named if named and len(named) == len(state) else [f"<{e.name}>"]
             if len(tokens) == 1:
                 pipe.load_textual_inversion(state, token=tokens[0])
-            elif len(tokens) == len(state):  # one vector per token, diffusers format
-                for tok, key in zip(tokens, state):
-                    pipe.load_textual_inversion({tok: state[key]}, token=tok)
+            elif set(tokens) == set(named) and len(named) == len(state):  # bound by name, never by position
+                for tok in tokens:
+                    pipe.load_textual_inversion({tok: state[tok]}, token=tok)
             else:
-                raise Refused(f"{e.label}: {len(tokens)} tokens locked for {len(state)} tensors in {e.weights.name}")
+                raise Refused(f"{e.label}: {e.weights.name} holds {', '.join(state)}; the lock names the tokens "
+                              f"{', '.join(tokens)}, which the file does not name")
         except ValueError as err:
             raise Refused(f"{e.label}: {str(err).splitlines()[0][:200]}") from None
         asm.embeddings[e.label] = tokens
