@@ -100,7 +100,7 @@ def _load_base(base: VerifiedArtefact, torch_dtype: Any) -> Any:
         if base.layout == "diffusers":
             if not (base.root / "model_index.json").exists():
                 raise Refused(f"{base.label}: no model_index.json in its diffusers folder")
-            return StableDiffusionPipeline.from_pretrained(str(base.root), local_files_only=True, **common)
+            return StableDiffusionPipeline.from_pretrained(str(base.root), local_files_only=True, use_safetensors=True, **common)
         config = _single_file_config(base)
         return StableDiffusionPipeline.from_single_file(str(base.weights), config=str(config), local_files_only=True, **common)
     except Refused:
@@ -257,7 +257,7 @@ def assemble(vset: VerifiedSet, opts: AssemblyOptions | None = None) -> Assemble
 
         v = vaes[0]
         try:
-            vae = (AutoencoderKL.from_pretrained(str(v.root), **_dtype_kw(torch_dtype), local_files_only=True)
+            vae = (AutoencoderKL.from_pretrained(str(v.root), **_dtype_kw(torch_dtype), local_files_only=True, use_safetensors=True)
                    if v.layout == "diffusers" else
                    AutoencoderKL.from_single_file(str(v.weights), config=str(vset.base.root / "vae") if (vset.base.root / "vae").is_dir() else None,
                                                   **_dtype_kw(torch_dtype), local_files_only=True))
@@ -275,7 +275,8 @@ def assemble(vset: VerifiedSet, opts: AssemblyOptions | None = None) -> Assemble
 
         try:
             if cn_art.layout == "diffusers":
-                cn = ControlNetModel.from_pretrained(str(cn_art.root), **_dtype_kw(torch_dtype), local_files_only=True)
+                cn = ControlNetModel.from_pretrained(str(cn_art.root), **_dtype_kw(torch_dtype), local_files_only=True,
+                                                     use_safetensors=True)
             else:
                 cn = ControlNetModel.from_single_file(str(cn_art.weights), **_dtype_kw(torch_dtype), local_files_only=True)
         except (OSError, ValueError, KeyError, RuntimeError) as e:

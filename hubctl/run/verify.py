@@ -2,8 +2,8 @@
 
 Owns :func:`verify_locked_set` (lock -> :class:`VerifiedSet`) and the value types the assembly takes.
 Per file: the store's blob for the lock's sha256 must exist and verify (the store's stat cache; a changed
-stat means a full rehash). Then the whole set passes the declared family check and the structural check of
-hubctl.compat. The first failure raises :class:`~hubctl.errors.Refused` naming the file and the reason.
+stat means a full rehash), and no file of any layout may be a pickle (by name or first bytes). Then the
+whole set passes the declared family check and the structural check of hubctl.compat. The first failure raises :class:`~hubctl.errors.Refused` naming the file and the reason.
 
 Must not import torch or diffusers (``hubctl runs`` and the checks stay fast); loads no tensor. The verified
 files are laid out under ``$HUBCTL_HOME/views/run/`` as symlinks into the store, keeping each file's
@@ -34,7 +34,6 @@ __all__ = [
 ]
 
 WEIGHT_SUFFIXES = (".safetensors",)
-PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 
 
 @dataclass(frozen=True)
@@ -160,6 +159,8 @@ def _layout_of(paths: list[str]) -> tuple[str, str | None]:
         return "diffusers", None
     weights = [p for p in paths if p.endswith(WEIGHT_SUFFIXES)]
     if not weights:
+        from hubctl.probe.pickled import PICKLE_SUFFIXES
+
         pickled = [p for p in paths if p.endswith(PICKLE_SUFFIXES)]
         if pickled:
             raise Refused(f"{pickled[0]}: a pickled file; hubctl never unpickles at load time (hubctl convert writes a safetensors copy)")
@@ -203,6 +204,20 @@ def _verify_blobs(packages: "list[LockedPackage]") -> dict[str, Path]:
                 raise Refused(f"{where[f.sha256]}: {size} bytes in the store, the lock says {f.size}")
             out[f.sha256] = blob
     return out
+
+
+def _refuse_pickles(packages: "list[LockedPackage]", blob_of: dict[str, Path]) -> None:
+    """Refused naming the first file of any layout that is pickled, by its name (.bin, .ckpt, .pt, .pth, .pkl)
+    or by its first bytes: diffusers and transformers would hand it to torch.load, and hubctl never unpickles
+    at load time."""
+    from hubctl.probe.pickled import PICKLE_SUFFIXES, pickle_kind
+
+    for p in packages:
+        for f in p.files:
+            if f.path.lower().endswith((*PICKLE_SUFFIXES, ".pkl", ".pickle")) or (
+                    not f.path.endswith((".safetensors", ".json", ".txt")) and pickle_kind(blob_of[f.sha256])):
+                raise Refused(f"{p.name} {p.version}: {f.path}: a pickled file; hubctl never unpickles at load time "
+                              "(hubctl convert writes a safetensors copy)")
 
 
 def _materialise(label: str, files: dict[str, Path]) -> Path:
@@ -301,6 +316,7 @@ def verify_locked_set(lock: "Lock") -> VerifiedSet:
     base_pkg = bases[0]
     adapter_pkgs = sorted((p for p in lock.packages if p.kind != "checkpoint"), key=lambda p: (p.kind, p.name))
     blob_of = _verify_blobs([base_pkg, *adapter_pkgs])
+    _refuse_pickles([base_pkg, *adapter_pkgs], blob_of)
     base = _lay_out(base_pkg, blob_of)
     adapters = [_lay_out(p, blob_of) for p in adapter_pkgs]
     warnings = _structural_check([base_pkg, *adapter_pkgs], [base, *adapters])
