@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, BinaryIO, Iterator, Mapping
 
 from hubctl.errors import BadInput, IncompleteFile
 
@@ -29,6 +30,7 @@ __all__ = [
     "parse_header_prefix",
     "read_header",
     "header_length",
+    "open_regular",
 ]
 
 # bits per element, from the safetensors crate's Dtype::bitsize()
@@ -226,12 +228,44 @@ def read_up_to(f: Any, n: int, *, chunk: int = 8 << 20) -> bytes:
     return b"".join(chunks)
 
 
+_NOT_REGULAR = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                (stat.S_ISSOCK, "a socket"))
+
+
+def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
+    """Open a file for reading only if it is a regular file (after symlinks): a FIFO, device or socket is a
+    BadInput naming it, at once (opened non-blocking, so a FIFO with no writer cannot stall the caller; the
+    type is checked on the open descriptor, so it cannot change between the check and the read)."""
+    origin = str(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise BadInput("no such file", context=origin) from None
+    except PermissionError:
+        raise BadInput("permission denied", context=origin) from None
+    except OSError as e:  # a socket (ENXIO), a loop of links, ...
+        raise BadInput(f"cannot read ({e.strerror or e}); not a regular file?", context=origin) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise BadInput("is a folder, not a safetensors file", context=origin)
+        if not stat.S_ISREG(mode):
+            what = next((w for test, w in _NOT_REGULAR if test(mode)), "a special file")
+            raise BadInput(f"not a regular file ({what}); refusing to read it", context=origin)
+        if hasattr(os, "O_NONBLOCK"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def read_header(path: str | os.PathLike[str]) -> Header:
     """Read and validate the header of a local ``.safetensors`` file (reads 8 + N bytes, nothing more)."""
     p = Path(path)
     origin = str(p)
     try:
-        with open(p, "rb") as f:
+        with open_regular(p) as f:
             size = os.fstat(f.fileno()).st_size
             prefix = read_up_to(f, 8)
             n = header_length(prefix, origin=origin, file_size=size)
@@ -254,6 +288,6 @@ def read_tensor_bytes(path: str | os.PathLike[str], header: Header, name: str, l
     t = header.tensors.get(name)
     if t is None or t.nbytes > limit:
         return None
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         f.seek(header.data_start + t.begin)
         return f.read(t.nbytes)

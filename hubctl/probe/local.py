@@ -5,12 +5,13 @@ Reads headers and small JSON files only."""
 from __future__ import annotations
 
 import json
+import os
 import struct
 from pathlib import Path
 from typing import Any
 
 from hubctl.errors import BadInput
-from hubctl.probe.header import Header, TensorInfo, read_header, read_tensor_bytes
+from hubctl.probe.header import Header, TensorInfo, open_regular, read_header, read_tensor_bytes
 
 __all__ = ["read_folder", "read_file_set", "read_scalars", "FolderRead", "COMPONENT_CLASSES"]
 
@@ -33,21 +34,29 @@ class FolderRead:
 
 def _json(path: Path) -> Any:
     try:
-        if path.stat().st_size > _MAX_JSON:
+        with open_regular(path) as f:  # a FIFO or device is refused, never waited on
+            raw = f.read(_MAX_JSON + 1)
+        if len(raw) > _MAX_JSON:
             raise BadInput("config file is too large", context=str(path))
-        return json.loads(path.read_text("utf-8"))
+        return json.loads(raw.decode("utf-8"))
     except (OSError, UnicodeDecodeError) as e:
         raise BadInput(f"cannot read ({e})", context=str(path)) from None
     except (ValueError, RecursionError) as e:
         raise BadInput(f"invalid JSON ({str(e)[:100]})", context=str(path)) from None
 
 
+def _there(path: Path) -> bool:
+    """An entry that is not a folder, of any type: a FIFO or device named like a weight or config file is read
+    (and refused by open_regular), not skipped."""
+    return os.path.lexists(path) and not path.is_dir()
+
+
 def _weights(folder: Path) -> list[Path]:
     for name in _WEIGHTS:
-        if (folder / name).is_file():
+        if _there(folder / name):
             return [folder / name]
         idx = folder / (name + ".index.json")
-        if idx.is_file():
+        if _there(idx):
             data = _json(idx)
             wm = data.get("weight_map") if isinstance(data, dict) else None
             if not isinstance(wm, dict):
@@ -76,15 +85,15 @@ def read_folder(folder: Path) -> FolderRead:
     """Headers and configs of a diffusers pipeline folder (model_index.json) or one component folder."""
     out = FolderRead()
     mi = folder / "model_index.json"
-    if mi.is_file():
+    if _there(mi):
         out.configs["model_index"] = _json(mi)
         for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
             comp = sub.name
             cfg = sub / "config.json"
-            if cfg.is_file():
+            if _there(cfg):
                 out.configs[comp] = _json(cfg)
             sched = sub / "scheduler_config.json"
-            if sched.is_file():
+            if _there(sched):
                 out.configs[comp] = _json(sched)
             files = _weights(sub)
             if files:
@@ -93,7 +102,7 @@ def read_folder(folder: Path) -> FolderRead:
             raise BadInput("diffusers folder has no .safetensors weights (pickled .bin only? see hubctl convert)", context=str(folder))
         return out
     cfg = folder / "config.json"
-    if cfg.is_file():
+    if _there(cfg):
         conf = _json(cfg)
         cls = conf.get("_class_name") or (conf.get("architectures") or [""])[0] if isinstance(conf, dict) else ""
         comp = COMPONENT_CLASSES.get(str(cls), "")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from hubctl.errors import BadInput
-from hubctl.probe.header import TensorInfo
+from hubctl.probe.header import TensorInfo, open_regular
 
 __all__ = ["PICKLE_SUFFIXES", "pickle_kind", "load_pickled", "flatten_state_dict", "TORCH_DTYPES"]
 
@@ -24,9 +24,9 @@ TORCH_DTYPES = {
 def pickle_kind(path: str | os.PathLike[str]) -> str | None:
     """'torch-zip' (torch >= 1.6 zip archive with a data.pkl), 'pickle' (a raw pickle stream) or None."""
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:  # never blocks on a FIFO
             head = f.read(4)
-    except OSError:
+    except (OSError, BadInput):
         return None
     if head[:4] == b"PK\x03\x04":
         try:
