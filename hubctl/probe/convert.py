@@ -15,11 +15,11 @@ __all__ = ["convert_to_safetensors"]
 
 def convert_to_safetensors(src: str | os.PathLike[str], dst: str | os.PathLike[str] | None = None) -> Path:
     """Convert ``src`` to ``dst`` (default: same name, ``.safetensors``). Returns the written path."""
+    from hubctl.probe.header import open_regular
     from hubctl.probe.pickled import flatten_state_dict, pickle_kind
 
     s = Path(src)
-    if not s.is_file():
-        raise BadInput("no such file", context=str(s))
+    open_regular(s).close()  # missing, a folder, a FIFO or a device: one line naming it
     kind = pickle_kind(s)
     if kind is None:
         raise BadInput("not a pickled PyTorch checkpoint (nothing to convert)", context=str(s))

@@ -125,6 +125,11 @@ def case_fifo_hash(sparse, tmp_path):
     return ["inspect", "--hash", "--json", str(f)], [f], "h.safetensors"
 
 
+def case_convert_fifo(sparse, tmp_path):
+    f = _fifo(tmp_path / "model.ckpt")
+    return ["convert", str(f)], [f], "model.ckpt"
+
+
 CASES = {name[len("case_"):]: fn for name, fn in dict(globals()).items() if name.startswith("case_")}
 
 
