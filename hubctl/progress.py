@@ -1,4 +1,4 @@
-"""Transfer progress: rich bars with bytes, rate and ETA on a terminal; no bars otherwise.
+"""Progress: rich bars with bytes, rate and ETA (transfers) or steps (a generation) on a terminal; no bars otherwise.
 
 ``make_progress(enabled)`` returns an object with ``task(label, total) -> Task`` (``Task.advance(n)``,
 ``Task.done()``), ``note(text)`` and ``close()``; it is a context manager and thread-safe. Bars go to
@@ -97,23 +97,25 @@ class _LineSink(ProgressSink):
 class _RichProgress(ProgressSink):
     shows_notes = True
 
-    def __init__(self) -> None:
+    def __init__(self, unit: str = "bytes") -> None:
         from rich.console import Console
         from rich.progress import (
             BarColumn,
             DownloadColumn,
+            MofNCompleteColumn,
             Progress,
             TextColumn,
+            TimeElapsedColumn,
             TimeRemainingColumn,
             TransferSpeedColumn,
         )
 
         self._console = Console(file=sys.stderr)
+        counts = (DownloadColumn(), TransferSpeedColumn()) if unit == "bytes" else (MofNCompleteColumn(), TimeElapsedColumn())
         self._p = Progress(
             TextColumn("{task.description}", style="cyan"),
             BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
+            *counts,
             TimeRemainingColumn(),
             console=self._console,
             transient=False,
@@ -159,11 +161,12 @@ def _stderr_is_tty() -> bool:
         return False
 
 
-def make_progress(enabled: bool | ProgressSink = True) -> ProgressSink:
+def make_progress(enabled: bool | ProgressSink = True, *, unit: str = "bytes") -> ProgressSink:
     """Rich bars when ``enabled`` and stderr is a terminal; plain note lines when ``enabled`` otherwise; else the
-    silent sink. A ProgressSink passed in is returned as it is."""
+    silent sink. A ProgressSink passed in is returned as it is. ``unit``: "bytes" (size, rate) or "steps"
+    (n/total, elapsed)."""
     if isinstance(enabled, ProgressSink):
         return enabled
     if enabled and _stderr_is_tty():
-        return _RichProgress()
+        return _RichProgress(unit)
     return _LineSink() if enabled else ProgressSink()

@@ -99,9 +99,12 @@ def generate(
     check_backend_options(device, dtype, attention)
 
     if replay:
+        from hubctl.progress import make_progress
         from hubctl.run.batch import replay_image
 
-        res = replay_image(replay, image, out=out, device=None if device == "auto" else device, dtype=None if dtype == "auto" else dtype)
+        with make_progress(not json_, unit="steps") as prog:  # a bar on a terminal (stderr), nothing otherwise
+            res = replay_image(replay, image, out=out, device=None if device == "auto" else device,
+                               dtype=None if dtype == "auto" else dtype, progress=prog)
         if json_:
             print_json(res)
         else:
@@ -131,7 +134,10 @@ def generate(
         loras=_parse_loras(lora or []), controlnet=controlnet, control_image=control_image, sampler=sampler, out=out,
         device=device, dtype=dtype, attention=attention,
     )
-    rec = run_generate(req, lock_path=lock)
+    from hubctl.progress import make_progress
+
+    with make_progress(not json_, unit="steps") as prog:  # a bar on a terminal (stderr), nothing otherwise
+        rec = run_generate(req, lock_path=lock, progress=prog)
     if not json_:
         from hubctl.cli.output import warn
 

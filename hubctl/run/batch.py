@@ -31,6 +31,7 @@ from hubctl.run.verify import VerifiedSet, packages_from_dicts, verify_locked_se
 
 if TYPE_CHECKING:
     from hubctl.lock.lockfile import Lock
+    from hubctl.progress import ProgressSink
     from hubctl.run.records import RunRecord
 
 __all__ = ["BatchItem", "BatchSettings", "LoadedSet", "load_set", "generate_batch", "is_batch", "replay_image",
@@ -301,10 +302,10 @@ def replay_on(loaded: LoadedSet, run_id: str, image: int = 0, *, out_dir: str | 
 
 
 def replay_image(run_id: str, image: int = 0, *, out: str | None = None, device: str | None = None,
-                 dtype: str | None = None) -> dict[str, Any]:
+                 dtype: str | None = None, progress: "ProgressSink | None" = None) -> dict[str, Any]:
     """Replay image ``image`` of any recorded run from its record alone (no lock file needed). A batch runs
     again whole, as recorded, in one call (``out``: the folder for its PNGs); a single-image run goes through
-    :func:`hubctl.run.generate.replay`. On CPU the recorded thread count is used."""
+    :func:`hubctl.run.generate.replay` (with ``progress``'s step bar). On CPU the recorded thread count is used."""
     from hubctl.lock.lockfile import Lock
     from hubctl.run import records as runs
     from hubctl.run.generate import replay
@@ -312,7 +313,7 @@ def replay_image(run_id: str, image: int = 0, *, out: str | None = None, device:
     rec = runs.get_run(run_id)
     if not is_batch(rec):
         _check_index(rec, image, 1)
-        res = replay(rec.id, out=out, device=device, dtype=dtype)
+        res = replay(rec.id, out=out, device=device, dtype=dtype, progress=progress)
         return {**res, "image": 0, "batch_size": 1}
     items, settings, params = recorded_batch(rec)
     _check_index(rec, image, len(items))

@@ -23,6 +23,7 @@ from hubctl.run.verify import VerifiedSet, packages_from_dicts, verify_locked_se
 
 if TYPE_CHECKING:
     from hubctl.lock.lockfile import Lock
+    from hubctl.progress import ProgressSink
 
 __all__ = ["GenerateRequest", "read_lock", "find_lock", "run_generate", "replay", "generate_image", "library_versions",
            "load_pipeline"]
@@ -111,8 +112,25 @@ def _control_image(path: str | None, width: int, height: int) -> tuple[Any, str]
     return im, hashlib.sha256(data).hexdigest()
 
 
-def generate_image(asm: Assembled, req: GenerateRequest, seed: int) -> tuple[Any, dict[str, Any]]:
-    """Run the pipeline once; return (PIL image, facts used: width, height, control image hash)."""
+def _step_callback(progress: "ProgressSink | None") -> dict[str, Any]:
+    """``callback_on_step_end`` for the pipeline call that advances one bar per denoising step (the bar is made
+    at the first step, when the pipeline knows how many timesteps it runs); changes nothing it is handed."""
+    if progress is None:
+        return {}
+    state: dict[str, Any] = {}
+
+    def on_step_end(pipe: Any, step: int, timestep: Any, callback_kwargs: dict[str, Any]) -> dict[str, Any]:
+        if "task" not in state:
+            state["task"] = progress.task("denoising", int(getattr(pipe, "num_timesteps", 0) or 0) or None)
+        state["task"].advance(1)
+        return callback_kwargs
+
+    return {"callback_on_step_end": on_step_end}
+
+
+def generate_image(asm: Assembled, req: GenerateRequest, seed: int, progress: "ProgressSink | None" = None) -> tuple[Any, dict[str, Any]]:
+    """Run the pipeline once; return (PIL image, facts used: width, height, control image hash). ``progress``
+    shows a bar of the denoising steps (hubctl.progress; the silent sink shows nothing)."""
     import torch
 
     pipe = asm.pipe
@@ -129,14 +147,16 @@ def generate_image(asm: Assembled, req: GenerateRequest, seed: int) -> tuple[Any
     facts: dict[str, Any] = {"width": width, "height": height}
     if asm.controlnet:
         kwargs["image"], facts["control_image_sha256"] = _control_image(req.control_image, width, height)
+    kwargs.update(_step_callback(progress))
     with torch.inference_mode():
         image = pipe(**kwargs).images[0]
     return image, facts
 
 
 def run_generate(req: GenerateRequest, *, lock: "Lock | None" = None, lock_path: str | Path | None = None,
-                 replay_of: str | None = None) -> dict[str, Any]:
-    """Verify, assemble, generate, write the PNG and the run record; return the record as a dict."""
+                 replay_of: str | None = None, progress: "ProgressSink | None" = None) -> dict[str, Any]:
+    """Verify, assemble, generate, write the PNG and the run record; return the record as a dict. ``progress``
+    (hubctl.progress.make_progress(..., unit="steps")) shows what is happening on a terminal."""
     from hubctl.run import records as runs
     from hubctl.run.pngmeta import a1111_parameters, pixel_sha256, write_png
 
@@ -154,11 +174,15 @@ def run_generate(req: GenerateRequest, *, lock: "Lock | None" = None, lock_path:
         if len(cns) != 1:
             raise BadInput("--control-image needs --controlnet NAME")
         req.controlnet = cns[0].name
+    # a bar (on a terminal only: no note lines, so piped output stays as it was) while the pipeline loads
+    loading = progress.task(f"loading {vset.base.label}", 1) if progress is not None else None
     asm = assemble(vset, AssemblyOptions(device=req.device, dtype=req.dtype, loras=req.loras, controlnet=req.controlnet,
                                          fuse_loras=req.fuse_loras, sampler=req.sampler, attention=req.attention))
+    if loading is not None:
+        loading.done()
     t_loaded = time.perf_counter()
     seed = req.seed if req.seed is not None else secrets.randbelow(2**32)
-    image, facts = generate_image(asm, req, seed)
+    image, facts = generate_image(asm, req, seed, progress)
     t_generated = time.perf_counter()
     run_id = runs.new_run_id()
     out = Path(req.out) if req.out else Path("hubctl-out") / f"{run_id}.png"
@@ -226,7 +250,8 @@ def _pixel_difference(a_path: str, b_path: str) -> dict[str, Any] | None:
         return None
 
 
-def replay(run_id: str, *, out: str | None = None, device: str | None = None, dtype: str | None = None) -> dict[str, Any]:
+def replay(run_id: str, *, out: str | None = None, device: str | None = None, dtype: str | None = None,
+           progress: "ProgressSink | None" = None) -> dict[str, Any]:
     """Run a recorded run again from its record (no lock file needed) and compare the pixel hashes.
     On CPU (with the recorded thread count, since CPU kernels' results depend on it) a mismatch is a
     refusal (exit 1, in the CLI); on a GPU the difference is reported."""
@@ -254,7 +279,7 @@ def replay(run_id: str, *, out: str | None = None, device: str | None = None, dt
     if threads and (req.device == "cpu"):
         torch.set_num_threads(int(threads))  # CPU results depend on the thread count: use the recorded one
     try:
-        new = run_generate(req, lock=lock, lock_path=rec.lock_path or None, replay_of=rec.id)
+        new = run_generate(req, lock=lock, lock_path=rec.lock_path or None, replay_of=rec.id, progress=progress)
     finally:
         torch.set_num_threads(before)
     match = new["image_sha256"] == rec.image_sha256
