@@ -126,7 +126,7 @@ def merge_lycoris(pipe: Any, path: Path, weight: float, label: str) -> int:
     used = {n for parts in groups.values() for n in parts.values()}
     stray = [n for n in state if n not in used]
     if stray:
-        raise Refused(f"{label}: {path.name} has {len(stray)} tensors of no LoRA/LyCORIS algorithm hubctl can apply (e.g. {stray[0]})")
+        raise Refused(f"{label}: {path.name} holds tensors of no LoRA/LyCORIS algorithm hubctl can apply ({len(stray)}, e.g. {stray[0]})")
     updates: list[tuple[Any, Any, Any]] = []  # (module, weight delta, bias delta)
     tables: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
     for key, names in groups.items():

@@ -108,3 +108,23 @@ def test_load_pipeline_refuses_to_keep_a_lycoris_file_as_a_separate_adapter(demo
         hubctl.load_pipeline(lock)
     pipe = hubctl.load_pipeline(lock, fuse_loras=True)
     assert pipe.hubctl["loras"] == {"lyco-loha": 1.0}
+
+
+@pytest.mark.parametrize("extra, words", [
+    (".dora_scale", "DoRA"),        # weight-decomposed modules: not applied approximately
+    (".oft_blocks", "no LoRA/LyCORIS algorithm"),  # parts of an algorithm hubctl does not apply
+])
+def test_lycoris_parts_hubctl_cannot_apply_exactly_are_refused_naming_the_file(demo_hub, tmp_path, extra, words):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    files = _equivalent_files(demo_hub, tmp_path)
+    state = load_file(str(files["loha"]))
+    key = next(k for k in state if k.endswith(".hada_w1_a")).rsplit(".", 1)[0]
+    state[key + extra] = torch.ones(4, 1)
+    bad = tmp_path / "bad-loha.safetensors"
+    save_file(state, str(bad))
+    pkg = local_package("bad-loha", "lora", "demo-sd1", {"bad-loha.safetensors": bad})
+    with pytest.raises(Refused, match=rf"bad-loha 1.0: bad-loha.safetensors.*{words}"):
+        gen(make_lock(locked(demo_hub, "demo-sd", "1.4"), pkg), tmp_path, "x")
+    assert not (tmp_path / "x.png").exists()
