@@ -3,7 +3,8 @@
 Owns :func:`verify_locked_set` (lock -> :class:`VerifiedSet`) and the value types the assembly takes.
 Per file: the store's blob for the lock's sha256 must exist and verify (the store's stat cache; a changed
 stat means a full rehash), and no file of any layout may be a pickle (by name or first bytes). Then the
-whole set passes the declared family check and the structural check of hubctl.compat. The first failure raises :class:`~hubctl.errors.Refused` naming the file and the reason.
+whole set passes the declared family check and the structural check of hubctl.compat. The first failure
+raises :class:`~hubctl.errors.Refused` naming the file and the reason.
 
 Must not import torch or diffusers (``hubctl runs`` and the checks stay fast); loads no tensor. The verified
 files are laid out under ``$HUBCTL_HOME/views/run/`` as symlinks into the store, keeping each file's
