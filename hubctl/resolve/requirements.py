@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version as PEP440Version
@@ -86,20 +85,12 @@ def parse_requirement(text: str, *, origin: str | None = None) -> PackageRequire
 
 @lru_cache(maxsize=65536)
 def _parse(text: str, origin: str | None) -> PackageRequirement:
-    where = f" in {origin}" if origin else ""
-    if not isinstance(text, str) or not text.strip():
-        raise BadInput(f"empty requirement{where}")
+    from hubctl.registry.fields import check_requirement
+
     try:
-        req = Requirement(text.strip())
-    except InvalidRequirement as e:
-        first = str(e).splitlines()[0]
-        raise BadInput(f"'{text}' is not a requirement{where} ({first})") from None
-    if req.extras:
-        raise BadInput(f"'{text}': extras are not supported{where}")
-    if req.url:
-        raise BadInput(f"'{text}': direct URLs are not supported{where}; add a manifest to a registry")
-    if req.marker is not None:
-        raise BadInput(f"'{text}': environment markers are not supported{where}")
+        req = check_requirement(text)
+    except ValueError as e:
+        raise BadInput(f"{e}" + (f" (in {origin})" if origin else "")) from None
     name = canonicalize_name(req.name)
     spec = req.specifier
     spec_text = ",".join(sorted(str(s) for s in spec))
