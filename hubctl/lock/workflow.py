@@ -246,26 +246,6 @@ def sync_lock(lock: Lock, index: Any | None = None, *, origin: str = "hubctl.loc
 # --------------------------------------------------------------------------------------------- install by name
 
 
-def _family_exclusions(requirements: list[str], index: Any, family: str) -> list[str]:
-    """``name!=v`` for every version of each named package that is not of ``family`` (PEP 440 has no
-    'or', but exclusions let the resolver pick the newest version of the wanted family)."""
-    from hubctl.resolve import parse_requirement
-
-    out = []
-    for r in requirements:
-        name = parse_requirement(r).name
-        m = index.get(name)
-        if m is None:
-            continue
-        other = [v.version for v in m.versions if v.family != family]
-        if len(other) == len(m.versions):
-            fams = ", ".join(sorted({v.family for v in m.versions}))
-            raise Refused(f"{name} has no version of family {family} (its families: {fams})")
-        if other:
-            out.append(f"{name}" + ",".join(f"!={v}" for v in other))
-    return out
-
-
 def install(
     requirements: list[str],
     *,
@@ -294,8 +274,6 @@ def install(
     current = installed_packages()
     named = {parse_requirement(r).name for r in requirements}
     reqs = list(requirements)
-    if family:
-        reqs += _family_exclusions(requirements, index, family)
     keep = [p for p in current if canonicalize_name(p.name) not in named and index.get(p.name) is not None]
     reqs += [f"{p.name}=={p.version}" for p in keep]
     try:
@@ -307,6 +285,7 @@ def install(
             vram=vram,
             installed={p.name: p.version for p in current},
             locked_variants={p.name: p.variant for p in current},
+            family=family,
         )
     except Refused as e:
         if not keep:

@@ -11,7 +11,7 @@ from functools import lru_cache
 
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
-from packaging.version import Version as PEP440Version
+from packaging.version import InvalidVersion, Version as PEP440Version
 
 from hubctl.errors import BadInput
 
@@ -32,17 +32,16 @@ class PackageRequirement:
 
     @property
     def names_prerelease(self) -> bool:
-        """True when a specifier names a pre-release (pip's rule: then pre-releases are allowed)."""
-        return any(s.prereleases for s in self.specifier)
-
-    def pins_exactly(self, version: PEP440Version) -> bool:
-        """True when a ``==`` / ``===`` specifier (no wildcard) names exactly ``version`` (PEP 592: yanked ok)."""
+        """True when a specifier other than ``!=`` names a pre-release (``>=2.0b1``, ``==2.0b1``): pip's rule,
+        then pre-releases of the package are allowed."""
         for s in self.specifier:
-            if s.operator == "===" and s.version == str(version):
-                return True
-            if s.operator == "==" and not s.version.endswith(".*") and _is_version(s.version):
-                if PEP440Version(s.version) == version:
+            if s.operator == "!=":
+                continue
+            try:
+                if PEP440Version(s.version[:-2] if s.version.endswith(".*") else s.version).is_prerelease:
                     return True
+            except InvalidVersion:
+                continue
         return False
 
     def contains(self, version: PEP440Version) -> bool:
@@ -67,14 +66,6 @@ class FamilyRequirement:
 
     def __str__(self) -> str:
         return f"family {self.family}"
-
-
-def _is_version(text: str) -> bool:
-    try:
-        PEP440Version(text.rstrip(".*"))
-    except Exception:
-        return False
-    return True
 
 
 def parse_requirement(text: str, *, origin: str | None = None) -> PackageRequirement:
