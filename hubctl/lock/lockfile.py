@@ -199,15 +199,18 @@ def dumps_lock(lock: Lock) -> str:
 
 
 def write_lock(path: Path, lock: Lock) -> bool:
-    """Write the lock atomically; return False (and leave the file alone) when the bytes are the same."""
+    """Write the lock atomically; return False (and leave the file alone) when the file already holds this
+    lock (the same bytes, or the same lock with other line endings or spacing: the comparison freshness
+    makes too)."""
     from hubctl.fsutil import atomic_write_text
 
     text = dumps_lock(lock)
     path = Path(path)
     try:
-        if path.read_text("utf-8") == text:
+        old = path.read_text("utf-8")
+        if old == text or dumps_lock(loads_lock(old, origin=str(path))) == text:
             return False
-    except (OSError, UnicodeDecodeError):
+    except (OSError, UnicodeDecodeError, BadInput):
         pass
     atomic_write_text(path, text)
     return True
