@@ -58,6 +58,8 @@ __all__ = [
     "Manifest",
     "load_manifest",
     "parse_manifest",
+    "local_source_under",
+    "with_local_sources_under",
     "dump_manifest",
     "format_validation_error",
 ]
@@ -147,6 +149,20 @@ def parse_source(url: str) -> SourceRef:
     if split.scheme == "" or (len(split.scheme) == 1 and url[1:3] in (":\\", ":/")):  # plain path / C:\...
         return SourceRef("file", Path(url).expanduser().resolve().as_uri(), path=str(Path(url).expanduser()))
     raise ValueError(f"'{url}' has an unknown URL scheme '{split.scheme}' (expected hf://, https://, http:// or file://)")
+
+
+def local_source_under(source: str, base: Path) -> str:
+    """``source`` with a relative local path (``files/x.safetensors``, ``file:files/x``) made absolute under
+    ``base`` as a ``file://`` URL; any other source unchanged."""
+    src = parse_source(source)
+    if src.scheme != "file":
+        return source
+    raw = source.strip()
+    path = unquote(urlsplit(raw).path) if raw.startswith("file:") else raw
+    p = Path(path).expanduser()
+    if p.is_absolute() or re.match(r"^[A-Za-z]:[\\/]", path):
+        return source
+    return (Path(base) / p).resolve().as_uri()
 
 
 # --------------------------------------------------------------------------------------------- models
@@ -414,6 +430,24 @@ def load_manifest(
     return parse_manifest(
         data, origin=origin, known_families=known_families, expected_kind=expected_kind, expected_name=expected_name
     )
+
+
+def with_local_sources_under(manifest: Manifest, base: Path) -> Manifest:
+    """The manifest with every relative local ``source`` made absolute under ``base`` (its registry's
+    folder): what a registry folder means by ``source = "files/x.safetensors"``."""
+    changed = False
+    versions = []
+    for v in manifest.versions:
+        variants = []
+        for var in v.variants:
+            files = []
+            for f in var.files:
+                new = local_source_under(f.source, base)
+                changed |= new != f.source
+                files.append(f if new == f.source else f.model_copy(update={"source": new}))
+            variants.append(var.model_copy(update={"files": files}))
+        versions.append(v.model_copy(update={"variants": variants}))
+    return manifest.model_copy(update={"versions": versions}) if changed else manifest
 
 
 def dump_manifest(manifest: Manifest) -> str:
