@@ -1,18 +1,22 @@
 """Resolution: turn requirements into one compatible set over an index, with resolvelib.
 
 Split by role like pip's resolvelib integration: ``requirements.py`` (parsing, the virtual family
-requirement), ``candidates.py``, ``provider.py`` (what resolvelib calls), ``prune.py`` (cutting what can be
-in no set, before the search), ``reporter.py`` (why no set exists, in plain words), ``variants.py`` (dtype
-and VRAM). This module holds the entry point and the
-result types. Pure: it reads manifests only through ``index.get(name)``; it never fetches, pins or
-writes anything (pinning is :func:`hubctl.lock.pin.pin`).
+requirement), ``candidates.py``, ``policy.py`` (which versions requirements admit: specifiers, pre-releases,
+yanked; the one policy every caller uses), ``provider.py`` (what resolvelib calls), ``search.py`` (running
+resolvelib; a result builder that ends on dependency cycles), ``prune.py`` (proving "no set" before the
+search), ``reporter.py`` (why no set exists, in plain words), ``variants.py`` (dtype and VRAM). This module
+holds the entry point and the result types. Pure: it reads manifests only through ``index.get(name)``; it
+never fetches, pins or writes anything (pinning is :func:`hubctl.lock.pin.pin`).
 
-Rules: PEP 440 specifiers; pre-releases excluded unless ``pre`` or a requirement names one (as pip);
-every version depends on the virtual requirement ``family == its family`` so an adapter joins only a
-base of its family (the family is one slot for the whole set, like pip's Python version); a version's
-``requires`` are dependencies; resolvelib backtracks when the newest adapter does not fit; yanked
-versions only when pinned exactly; ``installed``/``locked`` versions are tried first (kept unless the
-caller leaves them out to upgrade); variants by dtype preference and VRAM budget.
+Rules: PEP 440 specifiers; pre-releases excluded unless ``pre`` or a requirement on that package anywhere in
+the graph names one (as pip); every version depends on the virtual requirement ``family == its family`` so
+an adapter joins only a base of its family (the family is one slot for the whole set, like pip's Python
+version; ``family=`` fills that slot); a version's ``requires`` are dependencies; resolvelib backtracks when
+the newest adapter does not fit; a yanked version only when an exact pin leaves nothing else (PEP 592, as
+pip); ``installed``/``locked`` versions are tried first (kept unless the caller leaves them out to
+upgrade); variants by dtype preference (then the locked variant) and VRAM budget. The search is resolvelib
+alone, on the whole index; pruning only proves refusals, and a finished set is checked against the rules
+once more (resolvelib can keep a pin on the word of a package it later dropped).
 
 ``installed`` and ``locked`` are preferences, not requirements: to make a new package fit what is
 installed, pass the installed base as a requirement too (e.g. ``demo-sd==1.4``).
