@@ -161,7 +161,7 @@ def lock(
     check: bool = typer.Option(False, "--check", help="Exit 1 when the lock is stale (missing, or not what `hubctl lock` would write now: other inputs, or a registry change); write nothing."),
     upgrade: bool = typer.Option(False, "--upgrade", "-U", help="Ignore existing pins: newest versions, revisions re-pinned."),
     upgrade_package: list[str] = typer.Option([], "--upgrade-package", "-P", metavar="NAME", help="Re-pin only this package (repeatable)."),
-    pre: bool = typer.Option(False, "--pre", help="Allow pre-releases (remembered in the lock)."),
+    pre: bool = typer.Option(False, "--pre", help="Allow pre-releases (remembered in the lock until --upgrade)."),
     script: Optional[Path] = typer.Option(None, "--script", metavar="S.py", help="Lock a script's inline '# /// hubctl' block into S.py.lock."),
     json_: JsonOpt = False,
 ) -> None:
