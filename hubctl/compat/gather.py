@@ -96,11 +96,11 @@ def resolve_argument(arg: str, families: "FamilyTable", *, role: str, warnings: 
     except Exception:  # no state database yet
         installed = None
     from hubctl.resolve import parse_requirement
-    from hubctl.resolve.policy import admitted
+    from hubctl.resolve.policy import admit
 
     # the resolver's policy (pre-releases, yanked versions), the installed version first when it is admitted
     versions = sorted(man.versions, key=lambda v: v.parsed, reverse=True)
-    pool = admitted(versions, [parse_requirement(arg)], pre=False, version=lambda v: v.parsed, yanked=lambda v: v.yanked)
+    pool = admit(versions, [parse_requirement(arg)], pre=False, version=lambda v: v.parsed, yanked=lambda v: v.yanked).admitted
     if not pool:
         raise BadInput(f"no version of {man.name} matches '{arg}' (versions: {', '.join(v.version for v in versions)})")
     chosen = next((v for v in pool if installed and v.parsed == Version(installed[0])), pool[0])

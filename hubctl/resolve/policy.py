@@ -11,7 +11,7 @@ pip's rules, as pip applies them inside resolvelib:
   the pin leaves nothing else).
 
 The provider (the search), the explainer (why nothing fits), ``hubctl check`` (which version of a named
-package to look at) and ``hubctl install`` all call :func:`admitted`, so they cannot disagree. Pure: takes
+package to look at) and ``hubctl install`` all call :func:`admit`, so they cannot disagree. Pure: takes
 versions and requirements, never reads the index.
 """
 
@@ -24,7 +24,7 @@ from packaging.version import Version as PEP440Version
 
 from hubctl.resolve.requirements import PackageRequirement
 
-__all__ = ["allows_prereleases", "pins_exactly", "Admission", "admit", "admitted", "unadmitted_pins"]
+__all__ = ["allows_prereleases", "pins_exactly", "Admission", "admit", "unadmitted_pins"]
 
 T = TypeVar("T")
 
@@ -75,18 +75,6 @@ def admit(
     return out
 
 
-def admitted(
-    items: Sequence[T],
-    reqs: Sequence[PackageRequirement],
-    *,
-    pre: bool,
-    version: Callable[[T], PEP440Version],
-    yanked: Callable[[T], bool],
-) -> list[T]:
-    """The versions the rules admit, in the caller's order."""
-    return admit(items, reqs, pre=pre, version=version, yanked=yanked).admitted
-
-
 def unadmitted_pins(
     pins: dict[str, T],
     roots: Sequence[PackageRequirement],
@@ -106,6 +94,6 @@ def unadmitted_pins(
         on.setdefault(r.name, []).append(r)
     bad = []
     for name, pin in pins.items():
-        if pin not in admitted(releases(name), on.get(name, []), pre=pre, version=version, yanked=yanked):
+        if pin not in admit(releases(name), on.get(name, []), pre=pre, version=version, yanked=yanked).admitted:
             bad.append(pin)
     return bad

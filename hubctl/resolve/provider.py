@@ -14,7 +14,7 @@ from resolvelib import AbstractProvider
 
 from hubctl.registry.manifest import Manifest
 from hubctl.resolve.candidates import KIND_ORDER, FamilyCandidate, PackageCandidate
-from hubctl.resolve.policy import admitted
+from hubctl.resolve.policy import admit
 from hubctl.resolve.requirements import FAMILY, FamilyRequirement, PackageRequirement
 
 __all__ = ["Provider", "Requirement", "Candidate"]
@@ -65,7 +65,7 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
 
     def _match(self, name: str, reqs: Sequence[PackageRequirement], bad: frozenset[PEP440Version]) -> list[PackageCandidate]:
         cands = [c for c in self.releases(name) if c.version not in bad]
-        out = admitted(cands, reqs, pre=self.pre, version=lambda c: c.version, yanked=lambda c: c.release.yanked)
+        out = admit(cands, reqs, pre=self.pre, version=lambda c: c.version, yanked=lambda c: c.release.yanked).admitted
         pin = self.preferred.get(name)
         if pin is not None:
             out.sort(key=lambda c: 0 if c.version == pin else 1)  # stable: the rest stay newest first
