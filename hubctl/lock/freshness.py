@@ -26,6 +26,7 @@ from hubctl.lock.lockfile import Lock, LockedFile, dumps_lock, inputs_digest, re
 from hubctl.lock.project import Project
 
 if TYPE_CHECKING:
+    from hubctl.lock.pin import Repin
     from hubctl.registry.manifest import FileRef
     from hubctl.resolve import Resolution
 
@@ -178,7 +179,7 @@ def _short(value: str) -> str:
     return f"{value[:12]}…" if len(value) == 64 else value
 
 
-def _repin_words(r: Any, lock_name: str) -> str:
+def _repin_words(r: "Repin", lock_name: str) -> str:
     where = f"{r.package} {r.version} {r.path}"
     if r.what == "sha256":
         return f"{where}: the registry says sha256 {_short(r.registry)} ({lock_name} has {_short(r.locked)})"
@@ -217,7 +218,7 @@ def _metadata_words(old: Lock, new: Lock, lock_name: str) -> list[str]:
             continue
         fields = [f for f in _META if getattr(p, f) != getattr(q, f)]
         if fields:
-            out.append(f"{p.name} {p.version}: the registry describes it differently now ({', '.join(fields)} in {lock_name})")
+            out.append(f"{p.name} {p.version}: the registry's {', '.join(fields)} differ from {lock_name}'s")
     return out
 
 
@@ -271,7 +272,8 @@ def freshness(project: Project, index: Any, *, pre: bool | None = None, lock: Lo
         reasons.append(f"pre-releases are {'allowed' if plan.pre else 'no longer allowed'} for {lock_name}")
     if not reasons and not changes:
         reasons.append(f"{lock_name} is not what `hubctl lock` writes (lock-version {lock.lock_version}, created by {lock.created_by})")
-    return Freshness(False, path, reasons[0] if reasons else "", reasons, changes, inputs_changed, lock)
+    first = reasons[0] if reasons else format_change(changes[0], f"in {lock_name}", "now")
+    return Freshness(False, path, first, reasons, changes, inputs_changed, lock)
 
 
 def stale_message(project: Project, f: Freshness) -> str:
