@@ -213,7 +213,7 @@ def sync(
     if relocked is not None and not json_:
         err().print(f"locked: wrote {_rel(relocked.path)}")
         _print_changes(relocked.changes)
-    result = sync_lock(lk, origin=_rel(project.lock_path), progress=not json_)
+    result = sync_lock(lk, progress=not json_)
     summary = _install_summary(result, lk)
     if json_:
         print_json({"lock": str(project.lock_path), **summary})
@@ -237,7 +237,7 @@ def run(
     lk, made = ensure_lock(project, idx, pre=pre or None, relock_stale=False)  # a disagreement refuses here
     if made is not None and not json_:
         err().print(f"locked: wrote {_rel(made.path)}")
-    sync_lock(lk, origin=_rel(project.lock_path), progress=not json_)
+    sync_lock(lk, progress=not json_)
     if json_:
         print_json({"script": str(project.path), "lock": str(project.lock_path), "packages": [p.label() for p in lk.packages]})
     code = run_script(project.path, list(ctx.args), project.lock_path)

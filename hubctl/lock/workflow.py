@@ -91,7 +91,7 @@ def ensure_lock(project: Project, index: Any, *, pre: bool | None = None, relock
     raise Refused(stale_message(project, f))
 
 
-def sync_lock(lock: Lock, *, origin: str = "hubctl.lock", progress: bool = True) -> Any:
+def sync_lock(lock: Lock, *, progress: bool = True) -> Any:
     """Make the store hold every file of ``lock`` (a fresh one: :func:`ensure_lock`): install what is
     missing, every hash checked, nothing else touched (``hubctl.sources.fetch.install_packages``)."""
     from hubctl.sources.fetch import install_packages
