@@ -54,6 +54,7 @@ class Freshness:
     changes: list[Change] = field(default_factory=list)
     inputs_changed: bool = False
     lock: Lock | None = None
+    explained: set[str] = field(default_factory=set)  # packages whose changed files a reason already names
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -262,7 +263,8 @@ def freshness(project: Project, index: Any, *, pre: bool | None = None, lock: Lo
     from hubctl.lock.pin import repins
 
     changes = diff_packages(lock.packages, plan.packages)
-    reasons = [_repin_words(r, lock_name) for r in repins(res, kept)]
+    moved = repins(res, kept)
+    reasons = [_repin_words(r, lock_name) for r in moved]
     reasons += [w for w in (_why_version_moved(c, index) for c in changes) if w]
     reasons += _metadata_words(lock, plan, lock_name)
     inputs_changed = plan.inputs_digest != lock.inputs_digest
@@ -273,14 +275,14 @@ def freshness(project: Project, index: Any, *, pre: bool | None = None, lock: Lo
     if not reasons and not changes:
         reasons.append(f"{lock_name} is not what `hubctl lock` writes (lock-version {lock.lock_version}, created by {lock.created_by})")
     first = reasons[0] if reasons else format_change(changes[0], f"in {lock_name}", "now")
-    return Freshness(False, path, first, reasons, changes, inputs_changed, lock)
+    return Freshness(False, path, first, reasons, changes, inputs_changed, lock, {r.package for r in moved})
 
 
 def stale_message(project: Project, f: Freshness) -> str:
     """One line: what disagrees (each artefact a relock changes, and why), and what to run."""
     lock_name, src_name = f.path.name, project.path.name
     parts = [r for r in f.reasons if not r.startswith(f"{src_name} asks for other")]
-    parts += [format_change(c, f"in {lock_name}", f"for {src_name}") for c in f.changes]
+    parts += [format_change(c, f"in {lock_name}", f"for {src_name}") for c in f.changes if not (c.what == "files" and c.name in f.explained)]
     detail = "; ".join(dict.fromkeys(parts)) if parts else f.reason
     fix = f"hubctl lock --script {src_name}" if project.kind == "script" else "hubctl lock"
     head = f"{src_name} and {lock_name} disagree" if f.inputs_changed or not f.lock else f"{lock_name} is out of date"

@@ -186,11 +186,7 @@ def test_check_says_fresh_exactly_when_lock_would_write_the_same_bytes(tmp_path_
 
 def _file_hub(root: Path, reg: dict[str, dict[str, Any]]) -> None:
     """The registry as a folder of manifests whose files are real, served by file:// sources."""
-    (root / "manifests").mkdir(parents=True, exist_ok=True)
-    (root / "families.toml").write_text(
-        '[[families]]\nid = "sd1"\ncross_attention_dim = 768\ntext_encoder_widths = [768]\ntext_encoder_layers = [12]\n'
-        '[[families]]\nid = "sd2"\ncross_attention_dim = 1024\ntext_encoder_widths = [1024]\ntext_encoder_layers = [23]\n'
-    )
+    (root / "manifests").mkdir(parents=True, exist_ok=True)  # families sd1 and sd2: the bundled ones
     for name, m in reg.items():
         m = copy.deepcopy(m)
         for v in m["versions"]:
