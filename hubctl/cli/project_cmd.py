@@ -158,22 +158,23 @@ def remove(
 
 
 def lock(
-    check: bool = typer.Option(False, "--check", help="Exit 1 when the lock is stale (missing, or made from other inputs); write nothing."),
+    check: bool = typer.Option(False, "--check", help="Exit 1 when the lock is stale (missing, or not what `hubctl lock` would write now: other inputs, or a registry change); write nothing."),
     upgrade: bool = typer.Option(False, "--upgrade", "-U", help="Ignore existing pins: newest versions, revisions re-pinned."),
     upgrade_package: list[str] = typer.Option([], "--upgrade-package", "-P", metavar="NAME", help="Re-pin only this package (repeatable)."),
-    pre: bool = typer.Option(False, "--pre", help="Allow pre-releases (remembered in the lock)."),
+    pre: bool = typer.Option(False, "--pre", help="Allow pre-releases (remembered in the lock until --upgrade)."),
     script: Optional[Path] = typer.Option(None, "--script", metavar="S.py", help="Lock a script's inline '# /// hubctl' block into S.py.lock."),
     json_: JsonOpt = False,
 ) -> None:
     """Resolve the project (or a script) into its lock: hubctl.lock, or S.py.lock beside the script."""
     from hubctl.cli.output import err, print_json
     from hubctl.errors import Refused
-    from hubctl.lock.workflow import check_lock, lock_project, stale_message
+    from hubctl.lock.freshness import freshness, stale_message
+    from hubctl.lock.workflow import lock_project
 
     project = _project(script)
     idx = _index()
     if check:
-        f = check_lock(project, idx, pre=pre or None)
+        f = freshness(project, idx, pre=pre or None)
         if json_:
             print_json(f.to_json())
         if not f.fresh:
@@ -213,7 +214,7 @@ def sync(
     if relocked is not None and not json_:
         err().print(f"locked: wrote {_rel(relocked.path)}")
         _print_changes(relocked.changes)
-    result = sync_lock(lk, idx, origin=_rel(project.lock_path), progress=not json_, lock_path=project.lock_path)
+    result = sync_lock(lk, progress=not json_, lock_path=project.lock_path)
     summary = _install_summary(result, lk)
     if json_:
         print_json({"lock": str(project.lock_path), **summary})
@@ -237,7 +238,7 @@ def run(
     lk, made = ensure_lock(project, idx, pre=pre or None, relock_stale=False)  # a disagreement refuses here
     if made is not None and not json_:
         err().print(f"locked: wrote {_rel(made.path)}")
-    sync_lock(lk, idx, origin=_rel(project.lock_path), progress=not json_, lock_path=project.lock_path)
+    sync_lock(lk, progress=not json_, lock_path=project.lock_path)
     if json_:
         print_json({"script": str(project.path), "lock": str(project.lock_path), "packages": [p.label() for p in lk.packages]})
     code = run_script(project.path, list(ctx.args), project.lock_path)

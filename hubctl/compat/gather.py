@@ -89,21 +89,23 @@ def resolve_argument(arg: str, families: "FamilyTable", *, role: str, warnings: 
         from hubctl.store.installed import installed_package, installed_paths
 
         inst = installed_package(man.name)
-        if inst is not None and req.specifier.contains(Version(inst.version), prereleases=True):
+        if inst is not None:
             installed = (inst.version, installed_paths(man.name))
     except HubctlError:
         raise
     except Exception:  # no state database yet
         installed = None
-    explicit_pre = any(Version(s.version).is_prerelease for s in req.specifier if s.version[:1].isdigit() and "*" not in s.version)
+    from hubctl.resolve import parse_requirement
+    from hubctl.resolve.policy import admit
+
+    # the resolver's policy (pre-releases, yanked versions), the installed version first when it is admitted
     versions = sorted(man.versions, key=lambda v: v.parsed, reverse=True)
-    if installed:
-        chosen = next(v for v in versions if v.parsed == Version(installed[0]))
-    else:
-        pool = [v for v in versions if not v.yanked and req.specifier.contains(v.parsed, prereleases=explicit_pre)]
-        if not pool:
-            raise BadInput(f"no version of {man.name} matches '{arg}' (versions: {', '.join(v.version for v in versions)})")
-        chosen = pool[0]
+    pool = admit(versions, [parse_requirement(arg)], pre=False, version=lambda v: v.parsed, yanked=lambda v: v.yanked).admitted
+    if not pool:
+        raise BadInput(f"no version of {man.name} matches '{arg}' (versions: {', '.join(v.version for v in versions)})")
+    chosen = next((v for v in pool if installed and v.parsed == Version(installed[0])), pool[0])
+    if installed and chosen.parsed != Version(installed[0]):
+        installed = None
     d = Declared(man.name, chosen.version, man.kind, chosen.family, tuple(chosen.requires), tuple(chosen.tokens), chosen.prediction)
     label = d.label
     if installed and installed[1]:

@@ -34,14 +34,17 @@ def load_shape_table(path: Path) -> ModuleMap:
 
 
 @lru_cache(maxsize=32)
-def _cached(path: str, mtime_ns: int) -> ModuleMap:
+def _cached(path: str, stat_key: tuple[int, int, int, int, int]) -> ModuleMap:
     return load_shape_table(Path(path))
 
 
 def shape_table(family: str, dirs: Iterable[Path] | None = None) -> ModuleMap | None:
-    """The shape table of ``family`` from the first folder that has one, or None."""
+    """The shape table of ``family`` from the first folder that has one, or None. Parsed tables are cached
+    by path and (size, mtime, ctime, device, inode): an edit that keeps size and mtime still changes ctime,
+    which userland cannot set back."""
     for d in (list(dirs) if dirs is not None else shape_dirs()):
         p = Path(d) / f"{family}.json"
         if p.is_file():
-            return _cached(str(p), p.stat().st_mtime_ns)
+            st = p.stat()
+            return _cached(str(p), (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_dev, st.st_ino))
     return None

@@ -37,7 +37,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Collection, Iterable, Mapping
 
 from hubctl.errors import BadInput
 
@@ -199,15 +199,18 @@ def dumps_lock(lock: Lock) -> str:
 
 
 def write_lock(path: Path, lock: Lock) -> bool:
-    """Write the lock atomically; return False (and leave the file alone) when the bytes are the same."""
+    """Write the lock atomically; return False (and leave the file alone) when the file already holds this
+    lock (the same bytes, or the same lock with other line endings or spacing: the comparison freshness
+    makes too)."""
     from hubctl.fsutil import atomic_write_text
 
     text = dumps_lock(lock)
     path = Path(path)
     try:
-        if path.read_text("utf-8") == text:
+        old = path.read_text("utf-8")
+        if old == text or dumps_lock(loads_lock(old, origin=str(path))) == text:
             return False
-    except (OSError, UnicodeDecodeError):
+    except (OSError, UnicodeDecodeError, BadInput):
         pass
     atomic_write_text(path, text)
     return True
@@ -219,11 +222,14 @@ def write_lock(path: Path, lock: Lock) -> bool:
 class _Ctx:
     """Reads typed values out of a TOML mapping, raising BadInput with the context path."""
 
-    def __init__(self, origin: str) -> None:
+    def __init__(self, origin: str, known_families: Collection[str] | None = None) -> None:
         self.origin = origin
+        self.known_families = known_families
 
     def fail(self, where: str, msg: str) -> BadInput:
-        return BadInput(f"{where}: {msg}" if where else msg, context=self.origin)
+        from hubctl.registry.fields import one_line
+
+        return BadInput(one_line(f"{where}: {msg}" if where else msg), context=self.origin)
 
     def get(self, d: Mapping[str, Any], key: str, typ: type | tuple[type, ...], where: str, *, required: bool = True, default: Any = None) -> Any:
         path = f"{where}.{key}" if where else key
@@ -238,11 +244,27 @@ class _Ctx:
             raise self.fail(path, f"{v!r} is not a {' or '.join(words.get(t.__name__, t.__name__) for t in types)}")
         return v
 
-    def strings(self, d: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
+    def checked(self, d: Mapping[str, Any], key: str, where: str, check: Callable[[str], str], *, required: bool = True) -> Any:
+        """A string field passed through one of the shared field rules (:mod:`hubctl.registry.fields`)."""
+        v = self.get(d, key, str, where, required=required)
+        if v is None:
+            return None
+        try:
+            return check(v)
+        except ValueError as e:
+            raise self.fail(f"{where}.{key}" if where else key, str(e)) from None
+
+    def strings(self, d: Mapping[str, Any], key: str, where: str, check: Callable[[str], Any] | None = None) -> tuple[str, ...]:
         vals = self.get(d, key, list, where, required=False, default=[])
         for i, v in enumerate(vals):
+            at = f"{where}.{key}[{i}]" if where else f"{key}[{i}]"
             if not isinstance(v, str):
-                raise self.fail(f"{where}.{key}[{i}]" if where else f"{key}[{i}]", f"{v!r} is not a string")
+                raise self.fail(at, f"{v!r} is not a string")
+            if check is not None:
+                try:
+                    check(v)
+                except ValueError as e:
+                    raise self.fail(at, str(e)) from None
         return tuple(vals)
 
     def unknown(self, d: Mapping[str, Any], allowed: set[str], where: str) -> None:
@@ -257,24 +279,22 @@ _FILE = {"path", "url", "requested-revision", "commit-id", "size", "hashes"}
 
 
 def _file(c: _Ctx, d: Any, where: str) -> LockedFile:
-    from hubctl.registry.manifest import FileRef, parse_source
+    from hubctl.registry.fields import check_file_path, check_text
+    from hubctl.registry.manifest import parse_source
 
     if not isinstance(d, dict):
         raise c.fail(where, "must be a table")
     c.unknown(d, _FILE, where)
-    path = c.get(d, "path", str, where)
-    url = c.get(d, "url", str, where)
+    path = c.checked(d, "path", where, check_file_path)
+    url = c.checked(d, "url", where, lambda v: check_text(v, "url"))
     try:
-        FileRef(path=path, source=url)  # same path and source rules as manifests
-    except Exception as e:  # pydantic ValidationError
-        from hubctl.registry.manifest import format_validation_error
-
-        msg = format_validation_error(e) if hasattr(e, "errors") else str(e)
-        field_name, _, reason = msg.partition(": ")
-        raise c.fail(f"{where}.{'url' if field_name == 'source' else field_name}", reason) from None
-    src = parse_source(url)
+        src = parse_source(url)  # the same source rules as manifests
+    except ValueError as e:
+        raise c.fail(f"{where}.url", str(e)) from None
     if src.scheme == "hf" and not src.pinned:
         raise c.fail(f"{where}.url", f"'{url}' is not pinned to a 40-hex commit")
+    if src.scheme == "file" and not url.startswith("file:") and not Path(url).expanduser().is_absolute():
+        raise c.fail(f"{where}.url", f"'{url}' is a relative path; a lock names local files by absolute path or file:// URL")
     commit = c.get(d, "commit-id", str, where, required=False)
     if commit is not None and (src.scheme != "hf" or src.revision != commit):
         raise c.fail(f"{where}.commit-id", f"'{commit}' does not match the revision in url")
@@ -286,30 +306,42 @@ def _file(c: _Ctx, d: Any, where: str) -> LockedFile:
     if not isinstance(sha, str) or not _SHA256_RE.match(sha):
         got = f"{len(sha)} characters" if isinstance(sha, str) else repr(sha)
         raise c.fail(f"{where}.hashes.sha256", f"is not a sha256 (64 lower-case hex digits, got {got})")
-    rr = c.get(d, "requested-revision", str, where, required=False)
+    rr = c.checked(d, "requested-revision", where, lambda v: check_text(v, "revision"), required=False)
     return LockedFile(path=path, url=url, size=size, sha256=sha, requested_revision=rr)
 
 
+def _one_of(values: Iterable[str]) -> Callable[[str], str]:
+    allowed = tuple(values)
+
+    def check(v: str) -> str:
+        if v not in allowed:
+            raise ValueError(f"'{v}' is not one of: {', '.join(allowed)}")
+        return v
+
+    return check
+
+
 def _package(c: _Ctx, d: Any, where: str) -> LockedPackage:
-    from packaging.utils import canonicalize_name
+    """One package, every field under the same rules as a manifest's (:mod:`hubctl.registry.fields`)."""
+    from typing import get_args
+
     from packaging.version import InvalidVersion, Version
+
+    from hubctl.registry.fields import check_family_id, check_package_name, check_requirement, check_variant_name
+    from hubctl.registry.manifest import KINDS, Layout, Prediction
 
     if not isinstance(d, dict):
         raise c.fail(where, "must be a table")
     c.unknown(d, _PKG, where)
-    name = c.get(d, "name", str, where)
-    if canonicalize_name(name) != name:
-        raise c.fail(f"{where}.name", f"'{name}' is not a normalised package name")
+    name = c.checked(d, "name", where, lambda v: check_package_name(v, normalised=True))
     version = c.get(d, "version", str, where)
     try:
         Version(version)
     except InvalidVersion:
         raise c.fail(f"{where}.version", f"'{version}' is not a PEP 440 version") from None
-    kind = c.get(d, "kind", str, where)
-    from hubctl.registry.manifest import KINDS
-
-    if kind not in KINDS:
-        raise c.fail(f"{where}.kind", f"'{kind}' is not one of: {', '.join(KINDS)}")
+    kind = c.checked(d, "kind", where, _one_of(KINDS))
+    family = c.checked(d, "family", where, lambda v: check_family_id(v, c.known_families))
+    variant = c.checked(d, "variant", where, check_variant_name)
     files_raw = c.get(d, "files", list, where)
     if not files_raw:
         raise c.fail(f"{where}.files", "a package needs at least one file")
@@ -321,21 +353,23 @@ def _package(c: _Ctx, d: Any, where: str) -> LockedPackage:
         name=name,
         version=version,
         kind=kind,
-        family=c.get(d, "family", str, where),
-        variant=c.get(d, "variant", str, where),
+        family=family,
+        variant=variant,
         files=files,
-        prediction=c.get(d, "prediction", str, where, required=False),
-        layout=c.get(d, "layout", str, where, required=False),
+        prediction=c.checked(d, "prediction", where, _one_of(get_args(Prediction)), required=False),
+        layout=c.checked(d, "layout", where, _one_of(get_args(Layout)), required=False),
         dtype=c.get(d, "dtype", str, where, required=False),
         tokens=c.strings(d, "tokens", where),
         trigger=c.strings(d, "trigger", where),
-        requires=c.strings(d, "requires", where),
+        requires=c.strings(d, "requires", where, check_requirement),
     )
 
 
-def loads_lock(text: str, *, origin: str = "hubctl.lock") -> Lock:
-    """Parse and validate lock text; raise BadInput with one line naming ``origin`` and the field."""
-    c = _Ctx(origin)
+def loads_lock(text: str, *, origin: str = "hubctl.lock", known_families: Collection[str] | None = None) -> Lock:
+    """Parse and validate lock text; raise BadInput with one line naming ``origin`` and the field. Names,
+    families, variants, paths and requirements follow the manifest's rules (:mod:`hubctl.registry.fields`);
+    with ``known_families`` every family must also be one of them."""
+    c = _Ctx(origin, known_families)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -378,10 +412,10 @@ def loads_lock(text: str, *, origin: str = "hubctl.lock") -> Lock:
     )
 
 
-def read_lock(path: Path) -> Lock:
+def read_lock(path: Path, *, known_families: Collection[str] | None = None) -> Lock:
     """Read and validate a lock file (BadInput naming the file on any problem)."""
     from hubctl.fsutil import read_text_input
 
     path = Path(path)
     text = read_text_input(path, missing="no such lock file; run `hubctl lock` first", cannot="cannot read lock file")
-    return loads_lock(text, origin=str(path))
+    return loads_lock(text, origin=str(path), known_families=known_families)

@@ -34,6 +34,7 @@ __all__ = [
     "Settings",
     "Project",
     "find_project",
+    "project_for_lock",
     "read_project_file",
     "read_script",
     "parse_inline_block",
@@ -182,6 +183,25 @@ def find_project(start: Path | None = None) -> Project | None:
         py = d / "pyproject.toml"
         if py.is_file() and _has_tool_hubctl(py):
             return read_project_file(py)
+    return None
+
+
+def project_for_lock(lock_path: Path) -> Project | None:
+    """The project a lock file belongs to, when it sits beside it: ``S.py`` for ``S.py.lock``; the
+    ``hubctl.toml`` (or ``pyproject.toml`` with ``[tool.hubctl]``) in the same folder for ``hubctl.lock``;
+    else None (a lock on its own)."""
+    lock_path = Path(lock_path).resolve()
+    if lock_path.name.endswith(".py.lock"):
+        script = lock_path.with_name(lock_path.name[: -len(".lock")])
+        return read_script(script) if script.is_file() else None
+    if lock_path.name != LOCK_FILE:
+        return None
+    f = lock_path.with_name(PROJECT_FILE)
+    if f.is_file():
+        return read_project_file(f)
+    py = lock_path.with_name("pyproject.toml")
+    if py.is_file() and _has_tool_hubctl(py):
+        return read_project_file(py)
     return None
 
 

@@ -1,8 +1,10 @@
 """The registry, first stage of the flow (registry -> resolve -> lock -> fetch -> store -> run): what
 packages exist, with their versions, variants, files and families.
 
+    fields.py         the field rules manifests, families and locks share: package names, family ids,
+                      variant names, file paths, requirements (check_*), one_line
     manifest.py       the manifest model (pydantic) and its TOML reader: Manifest, Version, Variant, FileRef,
-                      parse_source, load_manifest, parse_manifest
+                      parse_source, load_manifest, parse_manifest, with_local_sources_under
     families.py       families as data (families.toml): Family, FamilyTable, load_families, default_families
     configured.py     the configured registries (registries.toml; bundled, folder, file, url): RegistryEntry,
                       list_registries, get_registry; cached copies of URL indexes

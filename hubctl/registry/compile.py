@@ -5,8 +5,9 @@ reads; also ``hubctl registry build``'s static index file.
 - Compiling goes through sqlmodel: the tables below, declared on first use and filled in one transaction.
   The new database is written beside the old one and ``os.replace``d into place, so a registry that fails
   to validate leaves the previous index answering.
-- :func:`registry_fingerprint` is the cheap digest (registry list, file names, sizes, mtimes) stored with
-  the index and compared by :func:`hubctl.registry.manage.open_index` to decide whether to compile.
+- :func:`registry_fingerprint` is the cheap digest (registry list, file names, each small file's sha256 and
+  each large file's size, mtime and ctime) stored with the index and compared by
+  :func:`hubctl.registry.manage.open_index` to decide whether to compile.
 
 A registry is a folder laid out like ``registry/`` (``families.toml`` optional, then
 ``manifests/<kind>/<name>.toml``) or a single index file written by :func:`build_index_file`
@@ -82,8 +83,27 @@ def _registry_files(root: Path, kind: str) -> list[tuple[str, Path]]:
     return out
 
 
+HASH_LIMIT = 1 << 20
+"""Registry files up to this size (every manifest, families.toml, most index files) enter the fingerprint by
+content; larger ones by size, mtime, ctime and inode (ctime: userland cannot set it back)."""
+
+
+def _file_key(p: Path) -> str:
+    """What the fingerprint knows of one file: its sha256 when small (so an edit that keeps size and mtime,
+    as `cp --preserve` or `rsync -t` leave it, is still seen), else its stat including ctime."""
+    import stat as stat_mod
+
+    st = p.stat()
+    if stat_mod.S_ISREG(st.st_mode) and st.st_size <= HASH_LIMIT:
+        with open(p, "rb") as f:
+            data = f.read(HASH_LIMIT + 1)
+        return f"{len(data)}\0sha256:{hashlib.sha256(data).hexdigest()}"
+    return f"{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}"
+
+
 def registry_fingerprint(entries: Sequence["RegistryEntry"], overrides: dict[str, Path] | None = None) -> str:
-    """A cheap digest of what the index would be compiled from: registry list, file names, sizes, mtimes."""
+    """A cheap digest of what the index would be compiled from: registry list, file names, and each file's
+    content (small files) or stat with ctime (large ones)."""
     h = hashlib.sha256(f"hubctl-index/{INDEX_FORMAT}\n".encode())
     for e in entries:
         root = (overrides or {}).get(e.name) or e.path
@@ -96,8 +116,7 @@ def registry_fingerprint(entries: Sequence["RegistryEntry"], overrides: dict[str
             continue
         for rel, p in files:
             try:
-                st = p.stat()
-                h.update(f"F\0{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+                h.update(f"F\0{rel}\0{_file_key(p)}\n".encode())
             except OSError:
                 h.update(f"F\0{rel}\0missing\n".encode())
     return h.hexdigest()
@@ -177,19 +196,32 @@ def load_registry(root: Path, kind: str = "folder", *, origin: str | None = None
     return families, items
 
 
-def _parse_all(items: list[tuple[str, Any]], known_families: Iterable[str]) -> list["Manifest"]:
-    from hubctl.registry.manifest import load_manifest, parse_manifest
+def _parse_all(items: list[tuple[str, Any]], known_families: Iterable[str], base: Path | None = None) -> list["Manifest"]:
+    """Parse and check every manifest; with ``base``, a relative local ``source`` is made absolute against it
+    (the registry's folder), so the index, and every lock made from it, names the file wherever it is used."""
+    from hubctl.registry.manifest import load_manifest, parse_manifest, with_local_sources_under
 
     known = frozenset(known_families)
     out = []
     for origin, item in items:
         if isinstance(item, Path):
-            out.append(load_manifest(item, known_families=known))
+            m = load_manifest(item, known_families=known)
         elif isinstance(item, dict):
-            out.append(parse_manifest(item, origin=origin, known_families=known))
+            m = parse_manifest(item, origin=origin, known_families=known)
         else:
             raise BadInput("must be a table (a manifest object)", context=origin)
+        out.append(with_local_sources_under(m, base) if base is not None else m)
     return out
+
+
+def _source_base(root: Path, kind: str) -> Path | None:
+    """The folder relative ``source`` paths of a registry are read from: a folder registry's own folder, a
+    built index file's folder; None for a URL registry (its relative paths mean nothing here)."""
+    if kind == "folder":
+        return Path(root).resolve()
+    if kind == "file":
+        return Path(root).resolve().parent
+    return None
 
 
 def _collect(
@@ -202,7 +234,7 @@ def _collect(
 
     families = FamilyTable()
     family_origin: dict[str, str] = {}
-    pending: list[tuple[str, list[tuple[str, Any]]]] = []
+    pending: list[tuple[str, list[tuple[str, Any]], Path | None]] = []
     remote: dict[str, bool] = {}
     for e in entries:
         root = (overrides or {}).get(e.name) or e.path
@@ -211,13 +243,13 @@ def _collect(
         check_families(e, fams, family_origin, {f.id: f for f in families}, origin=origin)
         families = families.merged(FamilyTable(fams))
         family_origin.update({f.id: e.name for f in fams})
-        pending.append((e.name, items))
+        pending.append((e.name, items, _source_base(e.path, e.kind)))
         remote[e.name] = e.kind == "url"
     seen: dict[str, str] = {}
     result: list[tuple[str, Manifest]] = []
     warnings: list[str] = []
-    for reg, items in pending:
-        for (where, _), m in zip(items, _parse_all(items, families.ids())):
+    for reg, items, base in pending:
+        for (where, _), m in zip(items, _parse_all(items, families.ids(), base)):
             check_manifest_sources(where, m, registry=reg, remote=remote[reg])
             key = m.canonical_name
             if key in seen:

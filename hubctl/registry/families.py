@@ -22,7 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hubctl.errors import BadInput
 
@@ -50,6 +50,13 @@ class Family(BaseModel):
     addition_embed_type: Optional[str] = None
     aliases: list[str] = Field(default_factory=list, description="Civitai baseModel names, kohya ss_base_model_version, ModelSpec architectures.")
     reference: dict[str, dict[str, Any]] = Field(default_factory=dict, description="diffusers configs: unet, text_encoder, vae, scheduler, ...")
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        from hubctl.registry.fields import check_family_id
+
+        return check_family_id(v)
 
     def matches_alias(self, name: str) -> bool:
         n = name.strip().lower()

@@ -3,8 +3,9 @@ registry changed since the last compile), and the changes to the registry list (
 :func:`remove_registry`, :func:`update_registries`), each compiled before anything is written, so a bad
 registry changes nothing.
 
-The freshness rule: a cheap fingerprint (the registry list plus the size and mtime of every registry file,
-:func:`hubctl.registry.compile.registry_fingerprint`) is stored in the index and compared on open. A
+The freshness rule: a cheap fingerprint (the registry list plus the content of every small registry file
+and the size, mtime and ctime of larger ones, :func:`hubctl.registry.compile.registry_fingerprint`) is
+stored in the index and compared on open. A
 registry that fails to validate leaves the previous index answering, with a warning (the failure is
 remembered beside the index, so it is not re-parsed on every call until the registry changes again).
 
@@ -130,7 +131,7 @@ def add_registry(location: str, name: str | None = None, *, override_families: b
     try:
         rebuild_index(new_list, overrides=staged)
         for n, tmp in staged.items():
-            os.replace(tmp, cache_path(n))  # rename keeps size and mtime: the fingerprint still holds
+            os.replace(tmp, cache_path(n))  # same content (and inode): the fingerprint still holds for small files
         write_configured(new_list)
     finally:
         for tmp in staged.values():

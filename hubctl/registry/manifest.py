@@ -25,16 +25,25 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Collection, Literal, Optional
 from urllib.parse import unquote, urlsplit
 
-from packaging.requirements import InvalidRequirement, Requirement
+from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version as PEP440Version
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hubctl.errors import BadInput
+from hubctl.registry.fields import (
+    check_family_id,
+    check_file_path,
+    check_package_name,
+    check_requirement,
+    check_text,
+    check_variant_name,
+    one_line,
+)
 
 from hubctl.tomlcompat import tomllib
 
@@ -49,9 +58,10 @@ __all__ = [
     "Manifest",
     "load_manifest",
     "parse_manifest",
+    "local_source_under",
+    "with_local_sources_under",
     "dump_manifest",
     "format_validation_error",
-    "one_line",
 ]
 
 KINDS = ("checkpoint", "lora", "embedding", "controlnet", "vae")
@@ -59,7 +69,6 @@ Kind = Literal["checkpoint", "lora", "embedding", "controlnet", "vae"]
 Prediction = Literal["epsilon", "v_prediction"]
 Layout = Literal["diffusers", "single-file"]
 
-_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 _HF_REPO_TYPES = ("models", "datasets", "spaces")
@@ -142,6 +151,20 @@ def parse_source(url: str) -> SourceRef:
     raise ValueError(f"'{url}' has an unknown URL scheme '{split.scheme}' (expected hf://, https://, http:// or file://)")
 
 
+def local_source_under(source: str, base: Path) -> str:
+    """``source`` with a relative local path (``files/x.safetensors``, ``file:files/x``) made absolute under
+    ``base`` as a ``file://`` URL; any other source unchanged."""
+    src = parse_source(source)
+    if src.scheme != "file":
+        return source
+    raw = source.strip()
+    path = unquote(urlsplit(raw).path) if raw.startswith("file:") else raw
+    p = Path(path).expanduser()
+    if p.is_absolute() or re.match(r"^[A-Za-z]:[\\/]", path):
+        return source
+    return (Path(base) / p).resolve().as_uri()
+
+
 # --------------------------------------------------------------------------------------------- models
 
 
@@ -167,18 +190,7 @@ class FileRef(_Model):
     @field_validator("path")
     @classmethod
     def _relative_path(cls, v: str) -> str:
-        if not v:
-            raise ValueError("file path is empty")
-        if "\\" in v:
-            raise ValueError(f"'{v}' uses backslashes; use '/'")
-        p = PurePosixPath(v)
-        if p.is_absolute() or re.match(r"^[A-Za-z]:", v):
-            raise ValueError(f"'{v}' is an absolute path; file paths must stay inside their package")
-        if ".." in p.parts:
-            raise ValueError(f"'{v}' escapes its package with '..'")
-        if any(part in ("", ".") for part in v.split("/")):
-            raise ValueError(f"'{v}' has an empty or '.' path segment")
-        return v
+        return check_file_path(v)
 
     @field_validator("sha256", mode="before")
     @classmethod
@@ -197,6 +209,7 @@ class FileRef(_Model):
     @field_validator("source")
     @classmethod
     def _source(cls, v: str) -> str:
+        check_text(v, "source")
         parse_source(v)
         return v
 
@@ -225,9 +238,7 @@ class Variant(_Model):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not _NAME_RE.match(v):
-            raise ValueError(f"'{v}' is not a valid variant name (lower-case letters, digits, '.', '_', '-')")
-        return v
+        return check_variant_name(v)
 
     @model_validator(mode="after")
     def _unique_paths(self) -> "Variant":
@@ -270,18 +281,16 @@ class Version(_Model):
     @field_validator("family")
     @classmethod
     def _family(cls, v: str) -> str:
-        if not _NAME_RE.match(v):
-            raise ValueError(f"'{v}' is not a valid family id")
-        return v
+        return check_family_id(v)
 
     @field_validator("requires")
     @classmethod
     def _requires(cls, v: list[str]) -> list[str]:
         for i, r in enumerate(v):
             try:
-                Requirement(r)
-            except InvalidRequirement as e:
-                raise ValueError(f"[{i}]: '{r}' is not a requirement ({str(e).splitlines()[0]})") from None
+                check_requirement(r)
+            except ValueError as e:
+                raise ValueError(f"[{i}]: {e}") from None
         return v
 
     @model_validator(mode="after")
@@ -314,9 +323,7 @@ class Manifest(_Model):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not _NAME_RE.match(v):
-            raise ValueError(f"'{v}' is not a valid package name (lower-case letters, digits, '.', '_', '-')")
-        return v
+        return check_package_name(v)
 
     @model_validator(mode="after")
     def _unique_versions(self) -> "Manifest":
@@ -348,14 +355,6 @@ def _loc_to_path(loc: tuple[Any, ...]) -> str:
         else:
             out += ("." if out else "") + str(part)
     return out
-
-
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def one_line(text: str) -> str:
-    """``text`` with control characters (newlines included) escaped, so an error stays one line."""
-    return _CONTROL_RE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def format_validation_error(err: ValidationError) -> str:
@@ -400,9 +399,10 @@ def parse_manifest(
         raise BadInput(one_line(f"name: '{m.name}' does not match its file name '{expected_name}'"), context=origin)
     if known_families is not None:
         for i, v in enumerate(m.versions):
-            if v.family not in known_families:
-                known = ", ".join(sorted(known_families))
-                raise BadInput(f"versions[{i}].family: unknown family '{v.family}' (known: {known})", context=origin)
+            try:
+                check_family_id(v.family, known_families)
+            except ValueError as e:
+                raise BadInput(f"versions[{i}].family: {e}", context=origin) from None
     return m
 
 
@@ -430,6 +430,24 @@ def load_manifest(
     return parse_manifest(
         data, origin=origin, known_families=known_families, expected_kind=expected_kind, expected_name=expected_name
     )
+
+
+def with_local_sources_under(manifest: Manifest, base: Path) -> Manifest:
+    """The manifest with every relative local ``source`` made absolute under ``base`` (its registry's
+    folder): what a registry folder means by ``source = "files/x.safetensors"``."""
+    changed = False
+    versions = []
+    for v in manifest.versions:
+        variants = []
+        for var in v.variants:
+            files = []
+            for f in var.files:
+                new = local_source_under(f.source, base)
+                changed |= new != f.source
+                files.append(f if new == f.source else f.model_copy(update={"source": new}))
+            variants.append(var.model_copy(update={"files": files}))
+        versions.append(v.model_copy(update={"variants": variants}))
+    return manifest.model_copy(update={"versions": versions}) if changed else manifest
 
 
 def dump_manifest(manifest: Manifest) -> str:

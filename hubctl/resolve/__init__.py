@@ -1,18 +1,22 @@
 """Resolution: turn requirements into one compatible set over an index, with resolvelib.
 
 Split by role like pip's resolvelib integration: ``requirements.py`` (parsing, the virtual family
-requirement), ``candidates.py``, ``provider.py`` (what resolvelib calls), ``prune.py`` (cutting what can be
-in no set, before the search), ``reporter.py`` (why no set exists, in plain words), ``variants.py`` (dtype
-and VRAM). This module holds the entry point and the
-result types. Pure: it reads manifests only through ``index.get(name)``; it never fetches, pins or
-writes anything (pinning is :func:`hubctl.lock.pin.pin`).
+requirement), ``candidates.py``, ``policy.py`` (which versions requirements admit: specifiers, pre-releases,
+yanked; the one policy every caller uses), ``provider.py`` (what resolvelib calls), ``search.py`` (running
+resolvelib; a result builder that ends on dependency cycles), ``prune.py`` (proving "no set" before the
+search), ``reporter.py`` (why no set exists, in plain words), ``variants.py`` (dtype and VRAM). This module
+holds the entry point and the result types. Pure: it reads manifests only through ``index.get(name)``; it
+never fetches, pins or writes anything (pinning is :func:`hubctl.lock.pin.pin`).
 
-Rules: PEP 440 specifiers; pre-releases excluded unless ``pre`` or a requirement names one (as pip);
-every version depends on the virtual requirement ``family == its family`` so an adapter joins only a
-base of its family (the family is one slot for the whole set, like pip's Python version); a version's
-``requires`` are dependencies; resolvelib backtracks when the newest adapter does not fit; yanked
-versions only when pinned exactly; ``installed``/``locked`` versions are tried first (kept unless the
-caller leaves them out to upgrade); variants by dtype preference and VRAM budget.
+Rules: PEP 440 specifiers; pre-releases excluded unless ``pre`` or a requirement on that package anywhere in
+the graph names one (as pip); every version depends on the virtual requirement ``family == its family`` so
+an adapter joins only a base of its family (the family is one slot for the whole set, like pip's Python
+version; ``family=`` fills that slot); a version's ``requires`` are dependencies; resolvelib backtracks when
+the newest adapter does not fit; a yanked version only when an exact pin leaves nothing else (PEP 592, as
+pip); ``installed``/``locked`` versions are tried first (kept unless the caller leaves them out to
+upgrade); variants by dtype preference (then the locked variant) and VRAM budget. The search is resolvelib
+alone, on the whole index; pruning only proves refusals, and a finished set is checked against the rules
+once more (resolvelib can keep a pin on the word of a package it later dropped).
 
 ``installed`` and ``locked`` are preferences, not requirements: to make a new package fit what is
 installed, pass the installed base as a requirement too (e.g. ``demo-sd==1.4``).
@@ -28,7 +32,7 @@ from packaging.utils import canonicalize_name
 from hubctl.errors import BadInput, Refused
 from hubctl.registry.manifest import Manifest, Variant, Version
 from hubctl.resolve.candidates import KIND_ORDER, FamilyCandidate, PackageCandidate
-from hubctl.resolve.requirements import FAMILY, PackageRequirement, normalise_requirements, parse_requirement
+from hubctl.resolve.requirements import FAMILY, FamilyRequirement, PackageRequirement, normalise_requirements, parse_requirement
 from hubctl.resolve.variants import choose_variants, estimate_vram, parse_vram
 
 __all__ = [
@@ -137,12 +141,12 @@ def resolve(
     """Resolve ``requirements`` into one compatible set. Raise BadInput (exit 2) for a requirement
     that does not parse or names an unknown package, Refused (exit 1) when no set exists, with why.
     ``family`` restricts the whole set to one family (``hubctl install --family sd1``)."""
-    from resolvelib import BaseReporter, Resolver
     from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
 
     from hubctl.resolve.provider import Provider
     from hubctl.resolve.prune import prune, prune_singletons
-    from hubctl.resolve.reporter import explain_conflict, explain_no_match
+    from hubctl.resolve.reporter import explain_no_match
+    from hubctl.resolve.search import search
 
     reqs = [parse_requirement(r) for r in requirements]
     budget = parse_vram(vram)
@@ -150,47 +154,54 @@ def resolve(
     preferred.update({canonicalize_name(k): v for k, v in (locked or {}).items()})
     provider = Provider(index, pre=pre, preferred=preferred)
 
-    # Direct requirements first: unknown names, versions that match nothing, families that cannot meet.
+    # Direct requirements first: unknown names, specifiers that match nothing, families that cannot meet.
     grouped: dict[str, list[PackageRequirement]] = {}
     for r in reqs:
         grouped.setdefault(r.name, []).append(r)
     for name, rs in grouped.items():
         if provider.manifest(name) is None:
             raise BadInput(f"unknown package '{name}' (not in any configured registry)")
-        allowed = provider.matches(name, rs)
+        allowed = provider.spec_matches(name, rs)
         if not allowed:
             raise Refused(explain_no_match(name, rs, provider.releases(name), pre))
         if family is not None and not any(c.family == family for c in allowed):
             have = ", ".join(sorted({c.family for c in allowed}))
             raise Refused(f"{' and '.join(r.text for r in rs)} has no version of family {family} (it has: {have})")
-    # Then cut what can be in no set (families, requires that nothing left satisfies): most "no set
-    # exists" answers are proved here, without search; the search gets the smaller domains.
+    # Then prove "no set exists" where that is local (families, requires that nothing left satisfies), in
+    # plain words and without search. The search itself runs on the whole index, as resolvelib alone would:
+    # the pre-release and yanked rules depend on every requirement gathered so far, so a version pruning
+    # proved useless can still be the one the search must hold until a dependency names a pre-release.
     domains, why = prune(provider, grouped, family=family)
     if why:
         raise Refused(why)
-    provider.restrict = {n: {c.version for c in v} for n, v in domains.versions.items()}
+    roots: list[Any] = [*reqs, FamilyRequirement(family)] if family is not None else list(reqs)
 
-    result = None
-    for attempt, rounds in enumerate((FIRST_ROUNDS, MAX_ROUNDS)):
+    mapping = None
+    attempt, rounds = 0, FIRST_ROUNDS
+    while mapping is None:
         try:
-            result = Resolver(provider, BaseReporter()).resolve(reqs, max_rounds=rounds)
-            break
+            mapping = search(provider, roots, max_rounds=rounds)
+            bad = _held_without_leave(mapping, reqs, provider)
+            if bad:  # search again without them (each round bans at least one more version: it ends)
+                for c in bad:
+                    provider.banned.setdefault(c.name, set()).add(c.version)
+                mapping = None
         except ResolutionImpossible as e:
-            raise Refused(explain_conflict(e.causes, known=lambda n: provider.manifest(n) is not None)) from None
+            raise Refused(_explain_impossible(e.causes, provider, grouped, pre)) from None
         except ResolutionTooDeep:
             if attempt:
                 raise Refused(f"gave up after {MAX_ROUNDS} resolution rounds; pin some versions with '=='") from None
-            # a long search: prune harder (each version alone), then search the smaller space again
+            # a long search: prune harder (each version alone), then search only what is left
             domains, why = prune_singletons(provider, grouped, domains, family=family)
             if why:
                 raise Refused(why) from None
             provider.restrict = {n: {c.version for c in v} for n, v in domains.versions.items()}
-    assert result is not None
+            attempt, rounds = 1, MAX_ROUNDS
 
-    family_cand = result.mapping.get(FAMILY)
+    family_cand = mapping.get(FAMILY)
     family = family_cand.family if isinstance(family_cand, FamilyCandidate) else None
     chosen = sorted(
-        (c for c in result.mapping.values() if isinstance(c, PackageCandidate)),
+        (c for c in mapping.values() if isinstance(c, PackageCandidate)),
         key=lambda c: (KIND_ORDER.get(c.kind, 9), c.name),
     )
     keep_variants = {canonicalize_name(k): v for k, v in (locked_variants or {}).items()}
@@ -217,4 +228,34 @@ def resolve(
         pre=pre,
         dtype=dtype,
         vram=budget,
+    )
+
+
+def _explain_impossible(causes: Any, provider: Any, direct: dict[str, list[PackageRequirement]], pre: bool) -> str:
+    """Why the search found no set: when a package you asked for has no version the rules admit for what
+    you wrote (a pre-release or a yanked version nothing in the set allowed), say that and how to allow it;
+    otherwise resolvelib's conflict, in plain words."""
+    from hubctl.resolve.reporter import explain_conflict, explain_no_match
+
+    involved = {c.requirement.name for c in causes}
+    for name, rs in direct.items():
+        if name in involved and not provider.matches(name, rs):
+            return explain_no_match(name, rs, provider.releases(name), pre)
+    return explain_conflict(causes, known=lambda n: provider.manifest(n) is not None)
+
+
+def _held_without_leave(mapping: dict[str, Any], roots: list[PackageRequirement], provider: Any) -> list[PackageCandidate]:
+    """Pins of a finished search that :mod:`hubctl.resolve.policy` does not admit under the set's own
+    requirements (see :func:`hubctl.resolve.policy.unadmitted_pins`)."""
+    from hubctl.resolve.policy import unadmitted_pins
+
+    pins = {n: c for n, c in mapping.items() if isinstance(c, PackageCandidate)}
+    return unadmitted_pins(
+        pins,
+        roots,
+        pre=provider.pre,
+        releases=provider.releases,
+        version=lambda c: c.version,
+        yanked=lambda c: c.release.yanked,
+        requires=lambda c: [d for d in c.dependencies() if isinstance(d, PackageRequirement)],
     )

@@ -1,7 +1,8 @@
 """The resolvelib provider: what resolvelib calls (identify, get_preference, find_matches,
 is_satisfied_by, get_dependencies). It reads manifests through ``index.get(name)`` (cached for one
-resolution) and applies the rules: PEP 440 specifiers, pre-releases only when allowed, yanked versions
-only when pinned exactly, preferred pins (installed/locked) tried first, and one family for the set.
+resolution) and applies :mod:`hubctl.resolve.policy` (specifiers, pre-releases, yanked versions) to the
+requirements resolvelib gathered on each package, tries preferred pins (installed/locked) first, and keeps
+one family for the set.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from resolvelib import AbstractProvider
 
 from hubctl.registry.manifest import Manifest
 from hubctl.resolve.candidates import KIND_ORDER, FamilyCandidate, PackageCandidate
+from hubctl.resolve.policy import admit
 from hubctl.resolve.requirements import FAMILY, FamilyRequirement, PackageRequirement
 
 __all__ = ["Provider", "Requirement", "Candidate"]
@@ -32,6 +34,7 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         self._releases: dict[str, list[PackageCandidate]] = {}
         self._matches: dict[Any, list[PackageCandidate]] = {}
         self.restrict: dict[str, set[PEP440Version]] = {}  # pruned domains (hubctl.resolve.prune)
+        self.banned: dict[str, set[PEP440Version]] = {}  # pins a finished search held without the rules' leave
 
     # ------------------------------------------------------------------ index access (cached)
 
@@ -61,21 +64,21 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         return list(hit)
 
     def _match(self, name: str, reqs: Sequence[PackageRequirement], bad: frozenset[PEP440Version]) -> list[PackageCandidate]:
-        allow_pre = self.pre or any(r.names_prerelease for r in reqs)
-        out = []
-        for c in self.releases(name):
-            v = c.version
-            if v in bad or not all(r.contains(v) for r in reqs):
-                continue
-            if v.is_prerelease and not allow_pre:
-                continue
-            if c.release.yanked and not any(r.pins_exactly(v) for r in reqs):
-                continue
-            out.append(c)
+        cands = [c for c in self.releases(name) if c.version not in bad]
+        out = admit(cands, reqs, pre=self.pre, version=lambda c: c.version, yanked=lambda c: c.release.yanked).admitted
         pin = self.preferred.get(name)
         if pin is not None:
             out.sort(key=lambda c: 0 if c.version == pin else 1)  # stable: the rest stay newest first
         return out
+
+    def spec_matches(self, name: str, reqs: Sequence[PackageRequirement]) -> list[PackageCandidate]:
+        """Versions every specifier contains, before the pre-release and yanked rules (which depend on what
+        else the set holds): what pruning may keep without ever cutting what the search would pick."""
+        key = ("spec", name, frozenset(r.text for r in reqs))
+        hit = self._matches.get(key)
+        if hit is None:
+            hit = self._matches[key] = [c for c in self.releases(name) if all(r.contains(c.version) for r in reqs)]
+        return list(hit)
 
     # ------------------------------------------------------------------ resolvelib interface
 
@@ -119,7 +122,8 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
             return []
         found = self.matches(identifier, reqs, incompatibilities[identifier])  # type: ignore[arg-type]
         allowed = self.restrict.get(identifier)
-        return found if allowed is None else [c for c in found if c.version in allowed]
+        banned = self.banned.get(identifier, ())
+        return [c for c in found if (allowed is None or c.version in allowed) and c.version not in banned]
 
     def is_satisfied_by(self, requirement: Requirement, candidate: Candidate) -> bool:
         if isinstance(requirement, FamilyRequirement):

@@ -4,10 +4,13 @@ exists" without backtracking when the proof is local.
 Arc consistency over the packages a set must contain: the direct requirements, plus every package that
 every remaining version of a required package depends on. A version is cut when its family is not one
 every required package can still have, when one of its requirements on a required package matches no
-remaining version of it, or when it requires a package no registry has. Each cut is sound (that version
-is in no solution), so the search that follows (resolvelib) sees smaller domains and the same answers;
-when a domain empties, the reason is stated in plain words with the chain. Pure: reads manifests only
-through the provider.
+remaining version of it, or when it requires a package no registry has. Domains start from what the
+specifiers allow, before the pre-release and yanked rules of :mod:`hubctl.resolve.policy`: those depend on
+every requirement the set ends up with (a dependency may name a pre-release), so only the search applies
+them. Each cut is therefore sound (that version is in no solution the search could pick), so the search
+that follows (resolvelib) sees smaller domains and the same answers; when a domain empties, the reason is
+stated in plain words with the chain. Deterministic: nothing depends on set order. Pure: reads manifests
+only through the provider.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ def prune(
         d.texts = {n: list(v) for n, v in start.texts.items()}
     for name, reqs in direct.items():
         if name not in d.versions:
-            d.versions[name] = provider.matches(name, reqs)
+            d.versions[name] = provider.spec_matches(name, reqs)
             d.origin[name] = [f"you asked for {' and '.join(dict.fromkeys(r.text for r in reqs))}"]
             d.texts[name] = list(reqs)
     for _ in range(MAX_PASSES):
@@ -109,10 +112,10 @@ def prune(
             if not cands:
                 continue
             dep_sets = [{dep.name: dep for dep in _pkg_deps(c)} for c in cands]
-            for m in set.intersection(*(set(s) for s in dep_sets)):
+            for m in sorted(set.intersection(*(set(s) for s in dep_sets))):  # sorted: the same words whatever the hash seed
                 allowed: dict[object, PackageCandidate] = {}
                 for s in dep_sets:
-                    for x in provider.matches(m, [s[m], *direct.get(m, [])]):
+                    for x in provider.spec_matches(m, [s[m], *direct.get(m, [])]):
                         allowed[x.version] = x
                 texts = sorted({s[m].text for s in dep_sets})
                 shown = " or ".join(texts) if len(texts) <= 3 else f"one of {len(texts)} different {m} versions"

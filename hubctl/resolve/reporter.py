@@ -23,17 +23,20 @@ def _text(reqs: Sequence[PackageRequirement]) -> str:
 
 
 def explain_no_match(name: str, reqs: Sequence[PackageRequirement], releases: Sequence[PackageCandidate], pre: bool) -> str:
-    """No version of ``name`` passes ``reqs`` (and the pre-release / yanked rules)."""
-    allowed_by_spec = [c for c in releases if all(r.contains(c.version) for r in reqs)]
+    """No version of ``name`` is admitted by ``reqs`` under :mod:`hubctl.resolve.policy` (specifiers,
+    pre-releases, yanked versions): say which rule left each candidate out and how to allow it."""
+    from hubctl.resolve.policy import admit
+
+    a = admit(releases, reqs, pre=pre, version=lambda c: c.version, yanked=lambda c: c.release.yanked)
     shown = ", ".join(c.release.version for c in releases[:8]) + (", ..." if len(releases) > 8 else "")
     hint = ""
-    if allowed_by_spec:
-        pres = [c for c in allowed_by_spec if c.version.is_prerelease]
-        yanked = [c for c in allowed_by_spec if c.release.yanked]
-        if pres and not pre:
-            hint = f"; {', '.join(c.release.version for c in pres)} {'is a pre-release' if len(pres) == 1 else 'are pre-releases'} (allow with --pre or by naming one)"
-        elif yanked:
-            hint = f"; {', '.join(c.release.version for c in yanked)} {'is' if len(yanked) == 1 else 'are'} yanked (pin it with == to use it anyway)"
+    if a.prerelease:
+        vs = ", ".join(c.release.version for c in a.prerelease)
+        hint = f"; {vs} {'is a pre-release' if len(a.prerelease) == 1 else 'are pre-releases'} (allow with --pre or by naming one)"
+    elif a.yanked:
+        vs = ", ".join(c.release.version for c in a.yanked)
+        pin = f"{name}=={a.yanked[0].release.version}"
+        hint = f"; {vs} {'is' if len(a.yanked) == 1 else 'are'} yanked (pin it with {pin} to use it anyway)"
     spec = " and ".join(dict.fromkeys(r.text[len(r.name):] or "any version" for r in reqs))
     return f"no version of {name} matches {spec} (versions: {shown}){hint}"
 

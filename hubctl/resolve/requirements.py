@@ -9,10 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
-from packaging.version import Version as PEP440Version
+from packaging.version import InvalidVersion, Version as PEP440Version
 
 from hubctl.errors import BadInput
 
@@ -33,17 +32,16 @@ class PackageRequirement:
 
     @property
     def names_prerelease(self) -> bool:
-        """True when a specifier names a pre-release (pip's rule: then pre-releases are allowed)."""
-        return any(s.prereleases for s in self.specifier)
-
-    def pins_exactly(self, version: PEP440Version) -> bool:
-        """True when a ``==`` / ``===`` specifier (no wildcard) names exactly ``version`` (PEP 592: yanked ok)."""
+        """True when a specifier other than ``!=`` names a pre-release (``>=2.0b1``, ``==2.0b1``): pip's rule,
+        then pre-releases of the package are allowed."""
         for s in self.specifier:
-            if s.operator == "===" and s.version == str(version):
-                return True
-            if s.operator == "==" and not s.version.endswith(".*") and _is_version(s.version):
-                if PEP440Version(s.version) == version:
+            if s.operator == "!=":
+                continue
+            try:
+                if PEP440Version(s.version[:-2] if s.version.endswith(".*") else s.version).is_prerelease:
                     return True
+            except InvalidVersion:
+                continue
         return False
 
     def contains(self, version: PEP440Version) -> bool:
@@ -70,14 +68,6 @@ class FamilyRequirement:
         return f"family {self.family}"
 
 
-def _is_version(text: str) -> bool:
-    try:
-        PEP440Version(text.rstrip(".*"))
-    except Exception:
-        return False
-    return True
-
-
 def parse_requirement(text: str, *, origin: str | None = None) -> PackageRequirement:
     """Parse ``name[specifier]``; raise BadInput (one line) when it does not parse or uses what hubctl
     does not support (extras, URLs, markers). Parses of the same text are shared (cached)."""
@@ -86,20 +76,12 @@ def parse_requirement(text: str, *, origin: str | None = None) -> PackageRequire
 
 @lru_cache(maxsize=65536)
 def _parse(text: str, origin: str | None) -> PackageRequirement:
-    where = f" in {origin}" if origin else ""
-    if not isinstance(text, str) or not text.strip():
-        raise BadInput(f"empty requirement{where}")
+    from hubctl.registry.fields import check_requirement
+
     try:
-        req = Requirement(text.strip())
-    except InvalidRequirement as e:
-        first = str(e).splitlines()[0]
-        raise BadInput(f"'{text}' is not a requirement{where} ({first})") from None
-    if req.extras:
-        raise BadInput(f"'{text}': extras are not supported{where}")
-    if req.url:
-        raise BadInput(f"'{text}': direct URLs are not supported{where}; add a manifest to a registry")
-    if req.marker is not None:
-        raise BadInput(f"'{text}': environment markers are not supported{where}")
+        req = check_requirement(text)
+    except ValueError as e:
+        raise BadInput(f"{e}" + (f" (in {origin})" if origin else "")) from None
     name = canonicalize_name(req.name)
     spec = req.specifier
     spec_text = ",".join(sorted(str(s) for s in spec))

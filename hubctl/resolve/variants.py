@@ -74,14 +74,15 @@ def is_pickled(variant: Variant) -> bool:
 
 
 def variant_order(release: Version, dtype: str | None, keep: str | None = None) -> list[Variant]:
-    """Variants in order of preference: the kept (locked) one, then those of the preferred dtype, then
-    safetensors before pickled formats, then manifest order (the registry lists its default first)."""
+    """Variants in order of preference: those of the preferred dtype (the setting decides), among them the
+    kept (locked) one, then safetensors before pickled formats, then manifest order (the registry lists its
+    default first). So a lock keeps its variant until the dtype setting asks for another."""
     d = dtype.lower() if dtype else None
 
     def key(v: Variant) -> tuple[int, int, int]:
         return (
-            0 if keep and v.name == keep else 1,
             0 if d is None or (v.dtype or "").lower() == d or v.name == d else 1,
+            0 if keep and v.name == keep else 1,
             1 if is_pickled(v) else 0,
         )
 

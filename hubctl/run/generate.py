@@ -64,16 +64,11 @@ def find_lock(path: str | Path | None) -> Path:
 
 
 def read_lock(path: str | Path) -> "Lock":
-    """Read a lock file through hubctl.lock's reader."""
-    from hubctl.lock import lockfile as lockmod
-    for name in ("read_lock", "load_lock", "parse_lock_file"):
-        fn = getattr(lockmod, name, None)
-        if fn is not None:
-            return fn(Path(path))
-    loader = getattr(getattr(lockmod, "Lock", None), "load", None)
-    if loader is not None:
-        return loader(Path(path))
-    raise BadInput(f"{path}: this hubctl cannot read lock files yet")
+    """Read a lock file for a run; when its project file or script sits beside it, the lock must be fresh
+    for it (the same answer as ``hubctl lock --check``; Refused before anything loads)."""
+    from hubctl.lock.freshness import read_fresh_lock
+
+    return read_fresh_lock(Path(path))
 
 
 def library_versions() -> dict[str, str]:

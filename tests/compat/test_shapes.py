@@ -34,3 +34,19 @@ def test_generator_cli_writes_tables(tmp_path) -> None:
     t = load_shape_table(tmp_path / "sd1.json")
     assert t["unet"]["down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k"] == (768, 320)
     assert t["text_encoder"]["text_model.encoder.layers.11.mlp.fc1"] == (768, 3072)
+
+
+def test_a_shape_table_edited_in_place_with_its_mtime_kept_is_read_again(tmp_path) -> None:
+    import json
+    import os
+    import time
+
+    p = tmp_path / "fam-x.json"
+    p.write_text(json.dumps({"components": {"unet": {"m": [320, 768]}}}))
+    assert shape_table("fam-x", dirs=[tmp_path])["unet"]["m"] == (320, 768)
+    st = p.stat()
+    time.sleep(0.01)  # a later change time than the first write, whatever the clock's tick
+    p.write_text(json.dumps({"components": {"unet": {"m": [320, 769]}}}))  # same size
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))  # as `cp --preserve` / `rsync -t` leave it
+    assert p.stat().st_size == st.st_size and p.stat().st_mtime_ns == st.st_mtime_ns
+    assert shape_table("fam-x", dirs=[tmp_path])["unet"]["m"] == (320, 769)

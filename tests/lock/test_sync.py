@@ -63,21 +63,32 @@ def test_a_hand_edited_hash_fails_sync_and_leaves_the_store_untouched(cli, proje
     assert cli("sync").exit_code == 0
     before = _store_blobs(hubctl_home)
     assert cli("add", "demo-token").exit_code == 0
-    _tamper(project_dir / "hubctl.lock", "demo-token")
+    new = _tamper(project_dir / "hubctl.lock", "demo-token")
     r = cli("sync", "--locked")
     assert r.exit_code == 1
-    assert "demo-token 1.0 learned_embeds.safetensors: sha256" in r.stderr and "differs from the registry's" in r.stderr
+    assert "demo-token 1.0 learned_embeds.safetensors: the registry says sha256" in r.stderr
+    assert f"(hubctl.lock has {new[:12]}…)" in r.stderr
     assert _store_blobs(hubctl_home) == before
 
 
 def test_a_wrong_hash_the_registry_cannot_vouch_for_is_caught_by_the_bytes(cli, project_dir, hubctl_home, tmp_path):
-    assert cli("add", "demo-token").exit_code == 0
+    import tomli_w
+
+    f = tmp_path / "hub" / "registry" / "manifests" / "embedding" / "demo-token.toml"
+    data = tomllib.loads(f.read_text())
+    for v in data["versions"]:
+        for var in v["variants"]:
+            for ref in var["files"]:
+                del ref["sha256"]  # the registry states no hash: only the bytes can tell
+    f.write_text(tomli_w.dumps(data))
+    assert cli("add", "demo-token").exit_code == 0  # pinning learns the sha256 from the bytes
+    before = _store_blobs(hubctl_home)
     _tamper(project_dir / "hubctl.lock", "demo-token")
-    assert cli("registry", "remove", "testhub").exit_code == 0  # nothing left to compare the lock with
+    assert cli("lock", "--check").exit_code == 0  # nothing to compare the lock's hash with
     r = cli("sync", "--locked")
     assert r.exit_code == 3, r.output  # the bytes arrived, their sha256 is not the locked one: rejected
     assert "sha256" in r.stderr
-    assert _store_blobs(hubctl_home) == set()
+    assert _store_blobs(hubctl_home) == before
 
 
 # ------------------------------------------------------------------ run
