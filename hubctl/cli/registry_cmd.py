@@ -206,7 +206,9 @@ def search(
         return
     if not rows:
         what = f"'{text}'" if text else "the filters"
-        sys.stderr.write(f"no packages match {what}\n")
+        from hubctl.display import safe
+
+        sys.stderr.write(safe(f"no packages match {what}") + "\n")
         return
     from rich.markup import escape
     from rich.table import Table

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from hubctl.errors import BadInput
+from hubctl.errors import BadInput, PARSE_ERRORS, parse_failure
 
 from hubctl.tomlcompat import tomllib
 
@@ -338,8 +338,8 @@ def loads_lock(text: str, *, origin: str = "hubctl.lock") -> Lock:
     c = _Ctx(origin)
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise c.fail("", f"invalid TOML: {e}") from None
+    except PARSE_ERRORS as e:
+        raise c.fail("", f"invalid TOML: {parse_failure(e)}") from None
     c.unknown(data, _TOP, "")
     lv = c.get(data, "lock-version", str, "")
     if lv.split(".")[0] != LOCK_VERSION.split(".")[0]:

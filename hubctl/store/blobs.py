@@ -332,8 +332,13 @@ class Store:
 
     # ---- the stat cache
     def record(self, sha256: str, path: Optional[Path] = None) -> None:
-        """Remember the blob's current stat as verified."""
+        """Remember the blob's current stat as verified (not in a read-only HUBCTL_HOME: the cache is an aid)."""
         from sqlmodel import Session
+
+        from hubctl.db import state_read_only
+
+        if state_read_only():
+            return
 
         st = os.stat(path or self.blob_path(sha256))
         rec = _blob_table()(sha256=sha256, size=st.st_size, device=st.st_dev, inode=st.st_ino, mtime_ns=st.st_mtime_ns, verified_at=time.time())
