@@ -184,13 +184,14 @@ def gc(
 
 
 def export(
-    directory: Path = typer.Argument(..., metavar="DIR", help="The tool's folder (e.g. the stable-diffusion-webui or ComfyUI root)."),
+    directory: Path = typer.Argument(..., metavar="DIR", help="The tool's folder (e.g. the stable-diffusion-webui root; for ComfyUI its root or its models folder)."),
     layout: str = typer.Option(..., "--layout", help="diffusers | a1111 | comfyui | invokeai"),
     packages: list[str] = typer.Option([], "--package", "-p", metavar="NAME", help="Only these installed packages (repeatable)."),
     json_: JsonOpt = False,
 ) -> None:
     """Lay installed packages out the way a tool expects, as links into the store (hardlinks on the same
-    filesystem, else symlinks). Idempotent; never overwrites or deletes a file it did not create."""
+    filesystem, else symlinks). Idempotent; never overwrites or deletes a file it did not create, and never
+    writes outside DIR or through a symlink it did not make."""
     from hubctl.cli.output import err, print_json, warn
     from hubctl.errors import BadInput
     from hubctl.store.installed import installed_package, installed_packages
