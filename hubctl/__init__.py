@@ -12,7 +12,7 @@ One package per stage of the data flow, registry -> resolve -> lock -> fetch -> 
     run/       the verified inference run (the only place that imports torch), run records
     demo/      the offline demo hub
     cli/       the typer app, one module per command group
-    errors.py, config.py, db.py, fsutil.py, progress.py, tomlcompat.py: small shared pieces
+    errors.py, config.py, db.py, fsutil.py, progress.py, tomlcompat.py, display.py: small shared pieces
 
 Library entry points for scripts (imported lazily so ``import hubctl`` stays cheap):
 

@@ -93,9 +93,9 @@ class SourceError(HubctlError):
     exit_code = 3
 
 
-class MissingExtra(BadInput):
+class MissingExtra(BadInput, ImportError):
     """A command needs an optional extra that is not installed (exit 2): the line names what is missing and
-    the exact pip command that installs it."""
+    the exact pip command that installs it. Also an ImportError, so a script's ``except ImportError`` works."""
 
 
 class SystemFailure(HubctlError):

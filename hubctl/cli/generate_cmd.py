@@ -82,7 +82,9 @@ def generate(
     """Verified inference run: check every locked file and the set's fit, then generate a PNG with its provenance."""
     from hubctl.cli.output import out as console, print_json
     from hubctl.errors import BadInput, Refused
+    from hubctl.run import require_run_extra
 
+    require_run_extra("hubctl generate")
     if device not in ("auto", "cpu", "mps") and not device.startswith("cuda"):
         raise BadInput(f"--device {device}: expected auto, cpu, cuda or mps")
     if dtype not in ("auto", "fp16", "bf16", "fp32"):
@@ -168,14 +170,32 @@ def runs_list(
         return
     from rich.table import Table
 
-    t = Table(box=None, header_style="bold")
-    for col in ("run", "created", "base", "seed", "size", "steps", "device", "image", "prompt"):
-        t.add_column(col)
+    from hubctl.cli.output import is_tty
+    from hubctl.cli.registry_cmd import _print_table
+
+    rows = []
     for r in recs:
         tag = f" (replay of {r.replay_of})" if r.replay_of else ""
-        t.add_row(r.id, r.created, r.base, str(r.seed), f"{r.width}x{r.height}", str(r.steps), f"{r.device} {r.dtype}",
-                  r.image_sha256[:12], (r.prompt[:40] + ("..." if len(r.prompt) > 40 else "")) + tag)
-    console().print(t)
+        rows.append({"run": r.id, "created": r.created, "base": r.base, "seed": str(r.seed), "size": f"{r.width}x{r.height}",
+                     "steps": str(r.steps), "device": f"{r.device} {r.dtype}", "image": r.image_sha256[:12],
+                     "prompt": (r.prompt[:40] + ("..." if len(r.prompt) > 40 else "")) + tag})
+    # The run id is what `generate --replay` and `runs show` take: always whole. On a narrow terminal the least
+    # useful columns go first, and the prompt is cut last, so that the table never squeezes the id.
+    cols = ["run", "created", "base", "seed", "size", "steps", "device", "image"]
+    width = console().width if is_tty() else 1000
+    wide = {n: max(len(n), *(len(row[n]) for row in rows)) for n in [*cols, "prompt"]}
+    used = lambda names: sum(wide[n] + 2 for n in names)  # noqa: E731 - each column is padded by one space a side
+    for name in ("image", "steps", "size", "device", "seed", "base", "created"):
+        if used(cols) + min(wide["prompt"], 20) + 2 <= width:
+            break
+        cols.remove(name)
+    t = Table(box=None, header_style="bold")
+    for col in cols:
+        t.add_column(col, no_wrap=True, min_width=wide[col])
+    t.add_column("prompt", no_wrap=True, overflow="ellipsis", max_width=max(8, width - used(cols) - 2))
+    for row in rows:
+        t.add_row(*(row[c] for c in cols), row["prompt"])
+    _print_table(t)
 
 
 @runs_app.command("show")

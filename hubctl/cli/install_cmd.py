@@ -32,7 +32,7 @@ def _table(table: Any) -> None:
 
 
 def install(
-    requirements: list[str] = typer.Argument(..., metavar="NAME[SPEC]...", help="Packages to install, e.g. 'stable-diffusion==1.4' 'arcane-style'."),
+    requirements: list[str] = typer.Argument(..., metavar="NAME[SPEC]...", help="Packages to install, e.g. 'stable-diffusion==1.4' easynegative."),
     pre: bool = typer.Option(False, "--pre", help="Allow pre-releases."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="Preferred precision of variants: fp16, bf16, fp32."),
     vram: Optional[str] = typer.Option(None, "--vram", help="VRAM budget for the set, e.g. '10GiB'."),
@@ -138,7 +138,9 @@ def verify(
         raise Refused(f"{n} file{'s' if n != 1 else ''} differ from their sha256 or are missing; run `hubctl install` or `hubctl sync` to fetch them again")
     if not json_:
         also = f", including {lock_path.name}" if lock_path else ""
-        err().print(f"ok: {rep.checked} files, {_size(rep.bytes)} ({rep.hashed} rehashed){also}")
+        from hubctl.display import plural
+
+        err().print(f"ok: {plural(rep.checked, 'file')}, {_size(rep.bytes)} ({rep.hashed} rehashed){also}")
 
 
 def _escape(s: str) -> str:

@@ -299,11 +299,9 @@ def info(
     idx = _open()
     m = idx.get(req.name)
     if m is None:
-        import difflib
+        from hubctl.registry.index import no_such_package
 
-        close = difflib.get_close_matches(req.name.lower(), idx.names(), n=3, cutoff=0.6)
-        hint = f" (did you mean: {', '.join(close)}?)" if close else " (try `hubctl search`)"
-        raise Refused(f"no package named '{req.name}' in the index{hint}")
+        raise no_such_package(req.name, idx.names())
     versions = sorted(m.versions, key=lambda v: v.parsed, reverse=True)
     if req.specifier:
         versions = [v for v in versions if req.specifier.contains(v.parsed, prereleases=True)]

@@ -135,7 +135,8 @@ def resolve(
     family: str | None = None,
 ) -> Resolution:
     """Resolve ``requirements`` into one compatible set. Raise BadInput (exit 2) for a requirement
-    that does not parse or names an unknown package, Refused (exit 1) when no set exists, with why.
+    that does not parse, Refused (exit 1) for a package the index does not have (as `hubctl info`, with
+    close names) and when no set exists, with why.
     ``family`` restricts the whole set to one family (``hubctl install --family sd1``)."""
     from resolvelib import BaseReporter, Resolver
     from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
@@ -156,7 +157,9 @@ def resolve(
         grouped.setdefault(r.name, []).append(r)
     for name, rs in grouped.items():
         if provider.manifest(name) is None:
-            raise BadInput(f"unknown package '{name}' (not in any configured registry)")
+            from hubctl.registry.index import no_such_package
+
+            raise no_such_package(name, index.names() if hasattr(index, "names") else [])
         allowed = provider.matches(name, rs)
         if not allowed:
             raise Refused(explain_no_match(name, rs, provider.releases(name), pre))

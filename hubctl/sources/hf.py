@@ -27,6 +27,7 @@ from typing import Any, BinaryIO, Optional
 from urllib.parse import urlsplit
 
 from hubctl.errors import SourceError, redact
+from hubctl.display import plural
 from hubctl.registry.manifest import SourceRef
 from hubctl.sources.base import Progress, RemoteStat, Sink
 
@@ -180,7 +181,7 @@ class HfSource:
             except Exception as e:  # noqa: BLE001 - mapped to one line below
                 transient, message = self._explain(e, bool(token))
                 if not transient or attempt == tries:
-                    suffix = f" (gave up after {tries} tries)" if transient else ""
+                    suffix = f" (gave up after {plural(tries, 'try', 'tries')})" if transient else ""
                     raise SourceError(f"{self.display}: {message}{suffix}") from None
                 time.sleep(min(8.0, delay * 2 ** (attempt - 1)) * (0.75 + random.random() / 2))
         if md.xet_file_data is not None and not md.location:

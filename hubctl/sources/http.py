@@ -34,6 +34,7 @@ from typing import BinaryIO, Optional
 from urllib.parse import urljoin, urlsplit
 
 from hubctl.errors import BadInput, SourceError, redact
+from hubctl.display import plural
 from hubctl.sources.base import Progress, RemoteStat, Sink
 from hubctl.sources.http_response import (
     Response,
@@ -233,7 +234,7 @@ class HttpSource:
                 return fn()
             except _Transient as e:
                 if attempt == tries:
-                    raise SourceError(f"{self.display}: {e.what} (gave up after {tries} tries)") from None
+                    raise SourceError(f"{self.display}: {e.what} (gave up after {plural(tries, 'try', 'tries')})") from None
                 _sleep_before_retry(delay, attempt)
         raise AssertionError("unreachable")
 
@@ -389,7 +390,7 @@ class HttpSource:
                     what = e.what
                     if part.end is not None and part.done < part.end and e.status is None:
                         what = f"connection kept failing at byte {part.done} of {part.end} ({e.what})"
-                    raise SourceError(f"{self.display}: {what} (gave up after {tries} tries)") from None
+                    raise SourceError(f"{self.display}: {what} (gave up after {plural(tries, 'try', 'tries')})") from None
                 _sleep_before_retry(delay, failures)
             except _RangeUnsatisfiable as e:
                 total = _total_from_content_range(e.r.header("Content-Range"))
