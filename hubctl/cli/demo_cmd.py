@@ -273,7 +273,7 @@ def demo(
         for (pkg, ver, var), files in sorted(hub.files.items()):
             out().print(f"  {pkg} {ver} [dim]{var}[/dim]: {len(files)} file{'s' if len(files) != 1 else ''}")
         out().rule("[bold]Register it as a registry")
-    home = hub.root / "home"
+    home = Path(out_dir).expanduser().resolve() / "home"  # beside the hub: files/, registry/, home/
     with _own_home(home):
         entry = register_demo_hub(hub)
         if not as_json:

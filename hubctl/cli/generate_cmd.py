@@ -180,22 +180,20 @@ def runs_list(
                      "steps": str(r.steps), "device": f"{r.device} {r.dtype}", "image": r.image_sha256[:12],
                      "prompt": (r.prompt[:40] + ("..." if len(r.prompt) > 40 else "")) + tag})
     # The run id is what `generate --replay` and `runs show` take: always whole. On a narrow terminal the least
-    # useful columns go first, and the prompt is cut last, so that the table never squeezes the id.
+    # useful columns go first, then the prompt is cut short; the table never squeezes the id.
     cols = ["run", "created", "base", "seed", "size", "steps", "device", "image"]
     width = console().width if is_tty() else 1000
-    wide = {n: max(len(n), *(len(row[n]) for row in rows)) for n in [*cols, "prompt"]}
-    used = lambda names: sum(wide[n] + 2 for n in names)  # noqa: E731 - each column is padded by one space a side
+    wide = {n: max(len(n), *(len(row[n]) for row in rows)) for n in cols}
     for name in ("image", "steps", "size", "device", "seed", "base", "created"):
-        if used(cols) + min(wide["prompt"], 20) + 2 <= width:
+        if sum(wide[c] + 2 for c in cols) + 22 <= width:  # room for 20 characters of prompt
             break
         cols.remove(name)
     t = Table(box=None, header_style="bold")
-    for col in cols:
-        t.add_column(col, no_wrap=True, min_width=wide[col])
-    t.add_column("prompt", no_wrap=True, overflow="ellipsis", max_width=max(8, width - used(cols) - 2))
+    for col in [*cols, "prompt"]:
+        t.add_column(col)
     for row in rows:
         t.add_row(*(row[c] for c in cols), row["prompt"])
-    _print_table(t)
+    _print_table(t, give_way="prompt")
 
 
 @runs_app.command("show")

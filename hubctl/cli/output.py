@@ -27,7 +27,8 @@ _err: "Console | None" = None
 
 def make_console(**kwargs: Any) -> "Console":
     """A rich Console for which a closed pipe (`hubctl info x | head -1`) ends the command quietly with exit 0:
-    the reader leaving early is not a failure."""
+    the reader leaving early is not a failure. Text from data is made terminal-safe; ``NO_COLOR`` means no
+    escape codes at all."""
     import os
 
     from rich.console import Console
@@ -44,6 +45,8 @@ def make_console(**kwargs: Any) -> "Console":
             os.dup2(devnull, sys.stdout.fileno())
             raise SystemExit(0)
 
+    if os.environ.get("NO_COLOR"):  # no-color.org: rich drops colours itself; no bold or dim codes either
+        kwargs["color_system"] = None
     return _Console(**kwargs)
 
 

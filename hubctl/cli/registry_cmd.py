@@ -46,16 +46,36 @@ def human_size(n: int | None) -> str:
     return f"{n} B"  # pragma: no cover
 
 
-def _print_table(table: Any) -> None:
-    """Print a rich table: fitted to a terminal, or one line per row, nothing cut, when piped."""
+def _print_table(table: Any, give_way: Optional[str] = None) -> None:
+    """Print a rich table: fitted to a terminal, or one line per row, nothing cut, when piped. On a terminal,
+    the column named ``give_way`` (a summary, a prompt) is the one cut short with "…"; the others keep their
+    width (rich would otherwise squeeze every column, names and ids included, down to "…")."""
     import sys
 
     from hubctl.cli.output import is_tty, make_console, out
 
     if is_tty():
+        if give_way is not None:
+            _give_way(table, give_way, out().width)
         out().print(table)
         return
     make_console(file=sys.stdout, width=1000, highlight=False, color_system=None).print(table)
+
+
+def _give_way(table: Any, name: str, width: int) -> None:
+    from rich.cells import cell_len
+
+    used = 0
+    flex = None
+    for col in table.columns:
+        if col.header == name:
+            flex = col
+            continue
+        w = max([cell_len(str(col.header)), *(cell_len(str(c)) for c in col.cells)])
+        col.no_wrap, col.min_width = True, w
+        used += w + 2  # one space of padding a side
+    if flex is not None:
+        flex.no_wrap, flex.overflow, flex.max_width = True, "ellipsis", max(8, width - used - 2)
 
 
 def _open(strict: bool = False) -> "Index":
@@ -227,7 +247,7 @@ def search(
         if multi:
             cells.append(r.registry)
         t.add_row(*cells)
-    _print_table(t)
+    _print_table(t, give_way="summary")
 
 
 # --------------------------------------------------------------------------------------------- info
