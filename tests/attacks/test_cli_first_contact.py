@@ -304,10 +304,11 @@ def test_shell_completion_completes_commands() -> None:
 
 @pytest.mark.parametrize("command", ["install", "add"])
 def test_help_examples_name_packages_that_exist(cli, command: str) -> None:
-    text = " ".join(cli(command, "-h").stdout.split())
-    example = text[text.index("e.g.") + 4:].split(".")[0] if "e.g." in text else ""
-    names = re.findall(r"'?([a-z][a-z0-9-]+)(?:[=<>!~][^' ]*)?'?", example)
-    assert names, text
+    text = " ".join(re.sub(r"-\n\s+", "-", cli(command, "-h").stdout).split())  # help wraps after a hyphen
+    m = re.search(r"e\.g\. (.*?)\.(?:\s|$)", text)
+    assert m, text
+    names = re.findall(r"'?([a-z][a-z0-9-]+)(?:[=<>!~][^' ]*)?'?", m.group(1))
+    assert len(names) == 2, (names, text)
     for n in names:
         assert cli("info", n).exit_code == 0, n
 
