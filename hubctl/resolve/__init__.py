@@ -25,7 +25,7 @@ from typing import Any, Iterable
 
 from packaging.utils import canonicalize_name
 
-from hubctl.errors import BadInput, Refused
+from hubctl.errors import Refused
 from hubctl.registry.manifest import Manifest, Variant, Version
 from hubctl.resolve.candidates import KIND_ORDER, FamilyCandidate, PackageCandidate
 from hubctl.resolve.requirements import FAMILY, PackageRequirement, normalise_requirements, parse_requirement

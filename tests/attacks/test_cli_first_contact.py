@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import pty
 import re
@@ -28,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from hubctl.demo.hub import DemoHub
+from tests._hubs import write_one_file_registry
 
 REPO = Path(__file__).resolve().parents[2]
 PIP = "pip install 'hubctl[run]'"
@@ -133,14 +133,7 @@ main()
 
 
 def _net_registry(tmp_path: Path, url: str, data: bytes) -> Path:
-    reg = tmp_path / "reg"
-    (reg / "manifests" / "lora").mkdir(parents=True)
-    (reg / "manifests" / "lora" / "net-style.toml").write_text(
-        'name = "net-style"\nkind = "lora"\nsummary = "test"\n[[versions]]\nversion = "1.0"\nfamily = "demo-sd1"\n'
-        '[[versions.variants]]\nname = "fp32"\n'
-        f'files = [{{ path = "net-style.safetensors", size = {len(data)}, sha256 = "{hashlib.sha256(data).hexdigest()}", source = "{url}" }}]\n'
-    )
-    return reg
+    return write_one_file_registry(tmp_path / "reg", "net-style", url, data, family="demo-sd1")
 
 
 def test_ctrl_c_during_a_demo_step_stops_the_demo_at_once_with_exit_130(demo_hub: DemoHub, http_server, tmp_path: Path, hubctl_home: Path) -> None:
