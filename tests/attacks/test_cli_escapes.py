@@ -125,3 +125,19 @@ def test_an_error_line_quoting_the_users_argument_is_escaped(tty_cli, arg: str) 
         r = tty_cli(*args)
         assert r.exit_code in (1, 2), r.output
         assert _raw_controls(r.stdout + r.stderr) == [], args
+
+
+def test_progress_labels_and_notes_from_data_are_escaped(monkeypatch) -> None:
+    import io
+
+    from hubctl.progress import _RichProgress
+
+    buf = io.StringIO()
+    monkeypatch.setattr("sys.stderr", buf)
+    prog = _RichProgress()
+    with prog:
+        task = prog.task(f"evil{OSC_TITLE}.safetensors [bold]x", 10)
+        task.advance(10)
+        prog.note(f"retrying {CLEAR}{C1_CSI}")
+    text = buf.getvalue()
+    assert _raw_controls(text) == [] and "\\x1b]0;pwned" in text and "[bold]x" in text
