@@ -64,9 +64,10 @@ class StepResult:
 
 
 def _write_project(folder: Path, requires: list[str]) -> str:
-    folder.mkdir(parents=True, exist_ok=True)
+    from hubctl.fsutil import atomic_write_text
+
     body = "requires = [" + ", ".join(f'"{r}"' for r in requires) + "]\n"
-    (folder / "hubctl.toml").write_text("# Written by `hubctl demo`: what this project needs.\n" + body, "utf-8")
+    atomic_write_text(folder / "hubctl.toml", "# Written by `hubctl demo`: what this project needs.\n" + body)
     (folder / "hubctl.lock").unlink(missing_ok=True)
     return f"wrote {folder / 'hubctl.toml'}: {body.strip()}"
 
