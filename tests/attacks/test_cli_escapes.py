@@ -141,3 +141,16 @@ def test_progress_labels_and_notes_from_data_are_escaped(monkeypatch) -> None:
         prog.note(f"retrying {CLEAR}{C1_CSI}")
     text = buf.getvalue()
     assert _raw_controls(text) == [] and "\\x1b]0;pwned" in text and "[bold]x" in text
+
+
+def test_names_in_the_installed_table_are_escaped(tty_cli) -> None:
+    # an installed record with a hostile name and variant (as a hand-edited lock could make before its reader
+    # refuses such names): `list` prints it through the same consoles
+    from hubctl.lock.lockfile import LockedFile, LockedPackage
+    from hubctl.store.installed import record_installed
+
+    f = LockedFile(path="x.safetensors", url="file:///x", size=1, sha256="b" * 64)
+    record_installed([LockedPackage(f"evil{OSC_TITLE}", "1.0", "lora", "sd1", f"fp16{CLEAR}", (f,))])
+    r = tty_cli("list")
+    assert r.exit_code == 0, r.output
+    assert _raw_controls(r.stdout + r.stderr) == [] and "\\x1b]0;pwned" in r.stdout
