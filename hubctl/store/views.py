@@ -281,16 +281,18 @@ def _is_ours(folder: _Folder, name: str, entry: dict[str, Any], store: Any) -> b
     return (st.st_ino, st.st_dev) == (entry.get("inode"), entry.get("device"))
 
 
-def _make_link(blob: Path, folder: _Folder, name: str, prefer_hard: bool) -> dict[str, Any]:
+def _make_link(blob: Path, dest: "str | Path", prefer_hard: bool, *, dir_fd: Optional[int] = None) -> dict[str, Any]:
+    """Link ``dest`` (a path, or a name in the folder open as ``dir_fd``) to a blob: a hardlink when
+    ``prefer_hard`` and the filesystem allows, else a symlink. Returns how, as export's record keeps it."""
     if prefer_hard:
         try:
-            os.link(blob, name, dst_dir_fd=folder.fd, follow_symlinks=False)
-            st = os.stat(name, dir_fd=folder.fd, follow_symlinks=False)
+            os.link(blob, dest, dst_dir_fd=dir_fd, follow_symlinks=False)
+            st = os.stat(dest, dir_fd=dir_fd, follow_symlinks=False)
             return {"link": "hardlink", "inode": st.st_ino, "device": st.st_dev}
         except OSError as e:
             if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES, errno.ENOTSUP):
                 raise
-    os.symlink(str(blob), name, dir_fd=folder.fd)
+    os.symlink(str(blob), dest, dir_fd=dir_fd)
     return {"link": "symlink", "target": str(blob)}
 
 
@@ -369,12 +371,12 @@ def export(layout: str, root: Path, packages: Optional[list[LockedPackage]] = No
                         continue
                     if entry is not None and _is_ours(folder, name, entry, store):
                         os.unlink(name, dir_fd=folder.fd)
-                        new[rel] = {**_make_link(blob, folder, name, same_fs), "sha256": sha}
+                        new[rel] = {**_make_link(blob, name, same_fs, dir_fd=folder.fd), "sha256": sha}
                         rep.replaced.append(rel)
                         continue
                     rep.skipped.append(f"{rel}: exists and was not made by hubctl; left alone")
                     continue
-                new[rel] = {**_make_link(blob, folder, name, same_fs), "sha256": sha}
+                new[rel] = {**_make_link(blob, name, same_fs, dir_fd=folder.fd), "sha256": sha}
                 rep.created.append(rel)
         for rel, entry in sorted(old.items()):
             if rel in want:
