@@ -323,24 +323,26 @@ def demo(
 
 @contextmanager
 def _own_home(home: Path) -> Iterator[None]:
-    """``HUBCTL_HOME=home`` while the demo registers its hub and walks (the user's own state is untouched);
-    the previous value comes back after, also on Ctrl-C."""
+    """``HUBCTL_HOME=home`` (and no ``HUBCTL_DATABASE_URL``) while the demo registers its hub and walks, so the
+    user's own state is untouched; the previous values come back after, also on Ctrl-C."""
     import os
 
     from hubctl.db import dispose_all
 
     home.mkdir(parents=True, exist_ok=True)
-    old = os.environ.get("HUBCTL_HOME")
+    saved = {k: os.environ.get(k) for k in ("HUBCTL_HOME", "HUBCTL_DATABASE_URL")}
     os.environ["HUBCTL_HOME"] = str(home)
+    os.environ.pop("HUBCTL_DATABASE_URL", None)
     dispose_all()
     try:
         yield
     finally:
         dispose_all()
-        if old is None:
-            os.environ.pop("HUBCTL_HOME", None)
-        else:
-            os.environ["HUBCTL_HOME"] = old
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def register(app: typer.Typer) -> None:
