@@ -182,7 +182,11 @@ def test_ctrl_c_while_the_demo_hub_builds_leaves_no_half_built_folder(tmp_path: 
 # ------------------------------------------------------------------------------------------ 16: the demo's own home
 
 
-def test_after_the_demo_the_readme_tour_resolves_as_on_a_fresh_machine(cli, demo_hub: DemoHub, tmp_path: Path, monkeypatch, hubctl_home: Path) -> None:
+@pytest.mark.parametrize("state", ["home", "database-url"])
+def test_after_the_demo_the_readme_tour_resolves_as_on_a_fresh_machine(cli, demo_hub: DemoHub, tmp_path: Path, monkeypatch,
+                                                                        hubctl_home: Path, state: str) -> None:
+    if state == "database-url":  # the user keeps their state database elsewhere: the demo must not use it either
+        monkeypatch.setenv("HUBCTL_DATABASE_URL", f"sqlite:///{tmp_path / 'users-state.db'}")
     # Stand-ins, said plainly: the build opens the session's hub (the real build is tested elsewhere) and the
     # walk is the real one without its last step, generate (covered by tests/e2e/test_demo_cli.py).
     import hubctl.cli.demo_cmd as demo_cmd
@@ -197,8 +201,9 @@ def test_after_the_demo_the_readme_tour_resolves_as_on_a_fresh_machine(cli, demo
     assert r.exit_code == 0, r.output
     assert "Step 4: Install by name" in r.stdout and "0 failed" in r.stdout
     assert os.environ["HUBCTL_HOME"] == str(hubctl_home)  # given back
+    assert (os.environ.get("HUBCTL_DATABASE_URL") is not None) == (state == "database-url")
     # the demo did install, in its own home
-    demo_home = cli("list", "--json", env={"HUBCTL_HOME": str(out / "home")})
+    demo_home = cli("list", "--json", env={"HUBCTL_HOME": str(out / "home"), "HUBCTL_DATABASE_URL": None})
     assert {p["name"] for p in demo_home.json()} >= {"demo-sd", "demo-style"}
     # ... and the user's own state resolves as before: nothing installed, no demo registry
     assert cli("list", "--json").json() == []
