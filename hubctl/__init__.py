@@ -13,7 +13,7 @@ One package per stage of the data flow, registry -> resolve -> lock -> fetch -> 
     serve/     ``hubctl serve``: the JSON API, work queue, auth and gallery; ``hubctl runs export``
     demo/      the offline demo hub
     cli/       the typer app, one module per command group
-    errors.py, config.py, db.py, fsutil.py, progress.py, tomlcompat.py: small shared pieces
+    errors.py, config.py, db.py, fsutil.py, progress.py, tomlcompat.py, display.py: small shared pieces
 
 Library entry points for scripts (imported lazily so ``import hubctl`` stays cheap):
 

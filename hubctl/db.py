@@ -11,6 +11,11 @@ processes may race to make them; columns a newer hubctl added are added to an ol
 be written by several processes at once go through :func:`upsert`. Any SQLAlchemy URL works through
 ``HUBCTL_DATABASE_URL`` for the state database. The SQLite files and their folder are never group- or
 world-writable, whatever the umask.
+
+A writer waits up to ``HUBCTL_DB_TIMEOUT`` seconds (default 30) for another process's lock, then fails
+(the CLI says so in one line, exit 3). A database whose folder cannot be written (a read-only
+``HUBCTL_HOME``) is opened read-only and immutable, so commands that only read still work there (SQLite
+could not create the WAL's shared-memory file beside it); a write then fails with "readonly database".
 """
 
 from __future__ import annotations
@@ -23,19 +28,55 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 from hubctl.fsutil import make_dirs
 
 if TYPE_CHECKING:
+    import sqlite3
+
     from sqlalchemy.engine import Connection, Engine
 
-__all__ = ["engine_for", "state_engine", "ensure_tables", "upsert", "dispose_all"]
+__all__ = ["engine_for", "state_engine", "ensure_tables", "upsert", "dispose_all", "busy_timeout", "read_only_folder",
+           "connect_sqlite", "state_read_only"]
 
 _engines: dict[str, "Engine"] = {}
 _lock = threading.Lock()
+
+
+def busy_timeout() -> float:
+    """Seconds a database call waits for another process's lock: ``$HUBCTL_DB_TIMEOUT`` or 30."""
+    try:
+        value = float(os.environ.get("HUBCTL_DB_TIMEOUT") or 30)
+    except ValueError:
+        return 30.0
+    return value if 0 <= value < 1e6 else 30.0
+
+
+def read_only_folder(db_file: str | Path) -> bool:
+    """True when the folder of a SQLite file exists and cannot be written (read-only mount or permissions)."""
+    folder = Path(db_file).parent
+    return folder.is_dir() and not os.access(folder, os.W_OK)
+
+
+def connect_sqlite(path: str | Path) -> "sqlite3.Connection":
+    """A sqlite3 connection for reading a hubctl database file: the usual read-write one (so readers work beside
+    a writer in WAL mode), or read-only and immutable when its folder cannot be written."""
+    import sqlite3
+
+    if read_only_folder(path):
+        return sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro&immutable=1", uri=True, timeout=busy_timeout())
+    return sqlite3.connect(str(path), timeout=busy_timeout())
+
+
+def state_read_only() -> bool:
+    """True when the default state database sits in a folder that cannot be written (its caches are then not
+    refreshed; commands that only read still work)."""
+    from hubctl.config import state_db_path
+
+    return not os.environ.get("HUBCTL_DATABASE_URL") and read_only_folder(state_db_path())
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={int(busy_timeout() * 1000)}")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
 
@@ -47,17 +88,20 @@ def engine_for(url_or_path: str | Path) -> "Engine":
 
     url = str(url_or_path)
     if "://" not in url:
-        try:
-            make_dirs(Path(url).parent)
-            if not os.path.lexists(url):  # 0644 at most (SQLite gives its -wal and -shm files the same mode)
-                os.close(os.open(url, os.O_RDWR | os.O_CREAT, 0o644))
-        except OSError:
-            pass  # a read-only home: SQLite says so when something is written
-        url = f"sqlite:///{url}"
+        if read_only_folder(url):
+            url = f"sqlite:///file:{Path(url).resolve()}?mode=ro&immutable=1&uri=true"
+        else:
+            try:
+                make_dirs(Path(url).parent)
+                if not os.path.lexists(url):  # 0644 at most (SQLite gives its -wal and -shm files the same mode)
+                    os.close(os.open(url, os.O_RDWR | os.O_CREAT, 0o644))
+            except OSError:
+                pass  # a read-only home: SQLite says so when something is written
+            url = f"sqlite:///{url}"
     with _lock:
         eng = _engines.get(url)
         if eng is None:
-            eng = create_engine(url, connect_args={"timeout": 30} if url.startswith("sqlite") else {})
+            eng = create_engine(url, connect_args={"timeout": busy_timeout()} if url.startswith("sqlite") else {})
             if url.startswith("sqlite"):
                 event.listen(eng, "connect", _sqlite_pragmas)
             _engines[url] = eng

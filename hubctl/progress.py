@@ -130,14 +130,20 @@ class _RichProgress(ProgressSink):
                 self._started = True
 
     def task(self, label: str, total: Optional[int]) -> Task:
+        from rich.markup import escape
+
+        from hubctl.display import safe
+
         self._start()
-        return Task(self, self._p.add_task(label, total=total))
+        return Task(self, self._p.add_task(escape(safe(label)), total=total))  # labels are file names from data
 
     def note(self, text: str) -> None:
         from rich.markup import escape
 
+        from hubctl.display import safe
+
         self._start()
-        self._p.console.print(escape(text))
+        self._p.console.print(escape(safe(text)))
 
     def _advance(self, task_id: Any, n: int) -> None:
         self._p.advance(task_id, n)

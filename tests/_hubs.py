@@ -210,3 +210,15 @@ def seeded_bytes(n: int, seed: int = 1) -> bytes:
         block = hashlib.sha256(block).digest()
         out += block
     return bytes(out[:n])
+
+
+def write_one_file_registry(folder: Path, name: str, url: str, data: bytes, *, family: str = "sd1") -> Path:
+    """A registry folder with one LoRA package ``name`` 1.0 whose only file (``data``, pinned by size and
+    sha256) comes from ``url``: the usual set-up for a test of downloads against a loopback server."""
+    (folder / "manifests" / "lora").mkdir(parents=True, exist_ok=True)
+    (folder / "manifests" / "lora" / f"{name}.toml").write_text(
+        f'name = "{name}"\nkind = "lora"\nsummary = "test"\n[[versions]]\nversion = "1.0"\nfamily = "{family}"\n'
+        '[[versions.variants]]\nname = "fp32"\n'
+        f'files = [{{ path = "{name}.safetensors", size = {len(data)}, sha256 = "{hashlib.sha256(data).hexdigest()}", source = "{url}" }}]\n'
+    )
+    return folder

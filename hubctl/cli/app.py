@@ -1,6 +1,8 @@
-"""The root ``hubctl`` command: registers every command module and maps hubctl's errors to one line
-on stderr and the exit code of hubctl.errors (1 no, 2 bad input, 3 source failed). No traceback for
-an expected error; an unexpected one is a bug and keeps its traceback."""
+"""The root ``hubctl`` command: registers every command module and is the CLI's one edge: hubctl's errors,
+and the OS, SQLite and parser failures that :func:`hubctl.errors.from_exception` knows, become one line on
+stderr and the exit code of hubctl.errors (1 no, 2 bad input, 3 a source or the machine failed, 130
+Ctrl-C). No traceback for any of those; an exception the mapping does not know is a bug and keeps its
+traceback."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from hubctl.errors import HubctlError, redact
+from hubctl.errors import HubctlError, from_exception, redact
 
 # Each module exposes ``register(app: typer.Typer) -> None``. Imported at start-up, so they must be cheap:
 # library imports go inside the command functions.
@@ -32,8 +34,16 @@ def report_error(e: HubctlError) -> None:
     from rich.markup import escape
 
     from hubctl.cli.output import err
+    from hubctl.display import safe
 
-    err().print(f"[bold red]error:[/bold red] {escape(redact(str(e)))}")
+    err().print(f"[bold red]error:[/bold red] {escape(safe(redact(str(e))))}")
+
+
+def _interrupted() -> "SystemExit":
+    from hubctl.cli.output import err
+
+    err().print("interrupted")
+    return SystemExit(130)
 
 
 class HubctlGroup(TyperGroup):
@@ -49,10 +59,13 @@ class HubctlGroup(TyperGroup):
             report_error(e)
             raise SystemExit(e.exit_code) from None
         except KeyboardInterrupt:
-            from hubctl.cli.output import err
-
-            err().print("interrupted")
-            raise SystemExit(130) from None
+            raise _interrupted() from None
+        except Exception as e:  # OS, SQLite and parser failures: one line and their code; a bug re-raises
+            mapped = from_exception(e)
+            if mapped is None:
+                raise
+            report_error(mapped)
+            raise SystemExit(mapped.exit_code) from None
 
 
 app = typer.Typer(
@@ -61,7 +74,7 @@ app = typer.Typer(
     help="A package manager for diffusion models: install, check, lock and run Stable Diffusion "
     "checkpoints, LoRAs, embeddings and ControlNets, with every hash verified.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -82,7 +95,7 @@ def _version_callback(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True, help="Show the version and exit."),
+    version: bool = typer.Option(False, "--version", "-V", callback=_version_callback, is_eager=True, help="Show the version and exit."),
 ) -> None:
     """hubctl: a package manager for diffusion models."""
 
@@ -97,16 +110,39 @@ for _name in COMMAND_MODULES:
     _mod.register(app)
 
 
+def _help(ctx: typer.Context, command: list[str] = typer.Argument(None, metavar="[COMMAND]...", help="A command, e.g. `install` or `registry add`.")) -> None:
+    """Show help for hubctl, or for one command (`hubctl help install` is `hubctl install --help`)."""
+    from hubctl.errors import BadInput
+
+    info: Any = ctx.parent
+    assert info is not None
+    for word in command or []:
+        get = getattr(info.command, "get_command", None)  # a group (typer vendors click: no isinstance)
+        sub = get(info, word) if get is not None else None
+        if sub is None:
+            raise BadInput(f"no command '{' '.join(command)}' (see `hubctl help`)")
+        info = type(ctx)(sub, info_name=word, parent=info)
+    typer.echo(info.get_help())
+
+
+app.command("help")(_help)  # registered last: it comes last in the command list
+
+
 def main() -> None:
     """Console-script entry point."""
     try:
         app(prog_name="hubctl")
-    except HubctlError as e:  # raised outside a command (e.g. in a callback)
-        report_error(e)
-        sys.exit(e.exit_code)
+    except KeyboardInterrupt:  # outside a command (arguments, start-up)
+        raise _interrupted() from None
     except BrokenPipeError:  # `hubctl info x | head -1`: the reader left; that is not a failure
         import os
 
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         sys.exit(0)
+    except Exception as e:  # raised outside a command (e.g. in a callback)
+        mapped = from_exception(e)
+        if mapped is None:
+            raise
+        report_error(mapped)
+        sys.exit(mapped.exit_code)

@@ -6,6 +6,11 @@ the root app exactly as a user would type it, and printed under a heading with w
 whose command (or library module) is not part of this build is skipped with a note, so the demo stays
 green while capabilities land; a step that exists and exits with another code than the one it expects
 makes ``hubctl demo`` exit 1 after the walk (every step still runs, so one failure does not hide others).
+Ctrl-C is not a step's answer: it stops the demo at once with exit 130.
+
+The demo keeps to its own HUBCTL_HOME, ``DIR/home``: its registry, index, installed packages and store
+live there, so the user's own installs resolve exactly as before (the README's tour works after the demo).
+Without the ``[run]`` extra it says so in one line before anything is written.
 
 Owns only the walk and its rendering; building the hub is :mod:`hubctl.demo.hub`. Nothing heavy is imported
 at module level (``hubctl --help`` stays fast).
@@ -13,9 +18,10 @@ at module level (``hubctl --help`` stays fast).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
 import typer
 
@@ -58,9 +64,10 @@ class StepResult:
 
 
 def _write_project(folder: Path, requires: list[str]) -> str:
-    folder.mkdir(parents=True, exist_ok=True)
+    from hubctl.fsutil import atomic_write_text
+
     body = "requires = [" + ", ".join(f'"{r}"' for r in requires) + "]\n"
-    (folder / "hubctl.toml").write_text("# Written by `hubctl demo`: what this project needs.\n" + body, "utf-8")
+    atomic_write_text(folder / "hubctl.toml", "# Written by `hubctl demo`: what this project needs.\n" + body)
     (folder / "hubctl.lock").unlink(missing_ok=True)
     return f"wrote {folder / 'hubctl.toml'}: {body.strip()}"
 
@@ -147,6 +154,8 @@ def _invoke(args: list[str], capture: bool) -> tuple[int, str]:
             code = rv if isinstance(rv, int) else 0
         except SystemExit as e:
             code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+            if code == 130:  # Ctrl-C inside the step's command (the root group said "interrupted"): stop the demo
+                raise
         except click.exceptions.Exit as e:
             code = e.exit_code
         except click.ClickException as e:
@@ -239,7 +248,8 @@ def demo(
     json_: JsonOpt = False,
 ) -> None:
     """Build the offline demo hub (tiny real models) under DIR, register it, and walk the main job on it:
-    search, info, inspect, install, check, lock, generate."""
+    search, info, inspect, install, check, lock, generate. The demo keeps to its own HUBCTL_HOME (DIR/home):
+    your own installs and registries are untouched."""
     import time
 
     from typer.main import get_command
@@ -247,7 +257,10 @@ def demo(
     from hubctl.cli.app import app
     from hubctl.cli.output import out, print_json
     from hubctl.demo.hub import DEMO_REGISTRY_NAME, build_demo_hub, register_demo_hub
+    from hubctl.display import plural
+    from hubctl.run import require_run_extra
 
+    require_run_extra("hubctl demo")  # before anything is written
     start = time.perf_counter()
     as_json = json_
     if not as_json:
@@ -261,18 +274,21 @@ def demo(
         for (pkg, ver, var), files in sorted(hub.files.items()):
             out().print(f"  {pkg} {ver} [dim]{var}[/dim]: {len(files)} file{'s' if len(files) != 1 else ''}")
         out().rule("[bold]Register it as a registry")
-    entry = register_demo_hub(hub)
-    if not as_json:
-        out().print(f"[bold cyan]$ hubctl registry add {hub.registry} --name {DEMO_REGISTRY_NAME}[/bold cyan]")
-        out().print(f"[green]ok[/green] registry '{entry.name}' -> {entry.location}")
-
-    commands = set(get_command(app).commands)  # type: ignore[attr-defined]
-    results: list[StepResult] = []
-    for i, step in enumerate(walk_steps(hub), start=1):
+    home = Path(out_dir).expanduser().resolve() / "home"  # beside the hub: files/, registry/, home/
+    with _own_home(home):
+        entry = register_demo_hub(hub)
         if not as_json:
-            out().rule(f"[bold]Step {i}: {step.title}")
-            out().print(step.why)
-        results.append(run_step(step, commands, as_json))
+            out().print(f"[bold cyan]$ hubctl registry add {hub.registry} --name {DEMO_REGISTRY_NAME}[/bold cyan]")
+            out().print(f"[green]ok[/green] registry '{entry.name}' -> {entry.location}")
+            out().print(f"[dim]The demo uses its own HUBCTL_HOME, {home}: your own installs and registries are untouched.[/dim]")
+
+        commands = set(get_command(app).commands)  # type: ignore[attr-defined]
+        results: list[StepResult] = []
+        for i, step in enumerate(walk_steps(hub), start=1):
+            if not as_json:
+                out().rule(f"[bold]Step {i}: {step.title}")
+                out().print(step.why)
+            results.append(run_step(step, commands, as_json))
 
     failed = [r for r in results if r.status == "failed"]
     seconds = time.perf_counter() - start
@@ -282,6 +298,7 @@ def demo(
             {
                 "ok": not failed,
                 "out": str(hub.root),
+                "home": str(home),
                 "registry": {"name": entry.name, "location": entry.location},
                 "packages": sorted(hub.manifests),
                 "image": str(image) if image.is_file() else None,
@@ -293,14 +310,39 @@ def demo(
         out().rule("[bold]Summary")
         done = sum(r.status == "ok" for r in results)
         skipped = [r for r in results if r.status == "skipped"]
-        out().print(f"{done} steps ok, {len(skipped)} skipped, {len(failed)} failed in {seconds:.1f} s.")
+        out().print(f"{plural(done, 'step')} ok, {len(skipped)} skipped, {len(failed)} failed in {seconds:.1f} s.")
         for r in failed:
             out().print(f"[bold red]failed:[/bold red] {r.title}: {r.command}: {r.note}")
         if image.is_file():
             out().print(f"Image: [bold]{image}[/bold]")
-        out().print(f"The demo registry stays registered as '{entry.name}'; remove it with `hubctl registry remove {entry.name}`.")
+        out().print(f"Everything the demo registered and installed is in its own HUBCTL_HOME, {home}; look around with "
+                    f"`HUBCTL_HOME={home} hubctl list`, or delete {hub.root} to remove it all.")
     if failed:
         raise typer.Exit(1)
+
+
+@contextmanager
+def _own_home(home: Path) -> Iterator[None]:
+    """``HUBCTL_HOME=home`` (and no ``HUBCTL_DATABASE_URL``) while the demo registers its hub and walks, so the
+    user's own state is untouched; the previous values come back after, also on Ctrl-C."""
+    import os
+
+    from hubctl.db import dispose_all
+
+    home.mkdir(parents=True, exist_ok=True)
+    saved = {k: os.environ.get(k) for k in ("HUBCTL_HOME", "HUBCTL_DATABASE_URL")}
+    os.environ["HUBCTL_HOME"] = str(home)
+    os.environ.pop("HUBCTL_DATABASE_URL", None)
+    dispose_all()
+    try:
+        yield
+    finally:
+        dispose_all()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def register(app: typer.Typer) -> None:

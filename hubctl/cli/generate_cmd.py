@@ -95,7 +95,9 @@ def generate(
     """Verified inference run: check every locked file and the set's fit, then generate a PNG with its provenance."""
     from hubctl.cli.output import out as console, print_json
     from hubctl.errors import BadInput, Refused
+    from hubctl.run import require_run_extra
 
+    require_run_extra("hubctl generate")
     check_backend_options(device, dtype, attention)
 
     if replay:
@@ -183,14 +185,30 @@ def runs_list(
         return
     from rich.table import Table
 
-    t = Table(box=None, header_style="bold")
-    for col in ("run", "created", "base", "seed", "size", "steps", "device", "image", "prompt"):
-        t.add_column(col)
+    from hubctl.cli.output import is_tty
+    from hubctl.cli.registry_cmd import _print_table
+
+    rows = []
     for r in recs:
         tag = f" (replay of {r.replay_of})" if r.replay_of else ""
-        t.add_row(r.id, r.created, r.base, str(r.seed), f"{r.width}x{r.height}", str(r.steps), f"{r.device} {r.dtype}",
-                  r.image_sha256[:12], (r.prompt[:40] + ("..." if len(r.prompt) > 40 else "")) + tag)
-    console().print(t)
+        rows.append({"run": r.id, "created": r.created, "base": r.base, "seed": str(r.seed), "size": f"{r.width}x{r.height}",
+                     "steps": str(r.steps), "device": f"{r.device} {r.dtype}", "image": r.image_sha256[:12],
+                     "prompt": (r.prompt[:40] + ("..." if len(r.prompt) > 40 else "")) + tag})
+    # The run id is what `generate --replay` and `runs show` take: always whole. On a narrow terminal the least
+    # useful columns go first, then the prompt is cut short; the table never squeezes the id.
+    cols = ["run", "created", "base", "seed", "size", "steps", "device", "image"]
+    width = console().width if is_tty() else 1000
+    wide = {n: max(len(n), *(len(row[n]) for row in rows)) for n in cols}
+    for name in ("image", "steps", "size", "device", "seed", "base", "created"):
+        if sum(wide[c] + 2 for c in cols) + 22 <= width:  # room for 20 characters of prompt
+            break
+        cols.remove(name)
+    t = Table(box=None, header_style="bold")
+    for col in [*cols, "prompt"]:
+        t.add_column(col)
+    for row in rows:
+        t.add_row(*(row[c] for c in cols), row["prompt"])
+    _print_table(t, give_way="prompt")
 
 
 @runs_app.command("show")

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any, List, Optional
 
 import typer
 
-from hubctl.cli.output import JsonOpt
+from hubctl.cli.output import JsonOpt, style
+from hubctl.display import safe
 
 if TYPE_CHECKING:
     from hubctl.probe.types import Probe
@@ -28,8 +29,9 @@ def _fmt_size(n: int | None) -> str:
 
 
 def render_probe(p: "Probe") -> None:
-    """Human output of one probe: plain lines through click (no rich import: inspect must start fast)."""
-    lines = [typer.style(p.path, bold=True)]
+    """Human output of one probe: plain lines through click (no rich import: inspect must start fast). Every
+    value from the file (metadata, keys, tokens, notes) goes through ``safe``: a header cannot drive the terminal."""
+    lines = [style(safe(p.path), bold=True)]
     rows: list[tuple[str, Any]] = [("kind", p.kind), ("family", p.family or "unknown"), ("layout", p.layout)]
     if p.family is None and p.family_candidates:
         rows.append(("could be", ", ".join(p.family_candidates)))
@@ -47,18 +49,18 @@ def render_probe(p: "Probe") -> None:
         for k in ("sha256", "autov2", "data_sha256", "autov1"):
             if k in p.hashes:
                 rows.append((k, p.hashes[k]))
-    lines += [f"  {k:<11} {v}" for k, v in rows if v is not None and v != ""]
+    lines += [f"  {k:<11} {safe(str(v))}" for k, v in rows if v is not None and v != ""]
     shown = {k: p.metadata[k] for k in _SHOWN_METADATA if k in p.metadata}
     if p.metadata:
         rest = len(p.metadata) - len(shown)
         lines.append(f"  metadata    {len(p.metadata)} entries" + (f" ({rest} more with --json)" if rest and shown else ""))
-        lines += [f"    {k} = {v[:100]}" for k, v in shown.items()]
+        lines += [f"    {k} = {safe(v[:100])}" for k, v in shown.items()]
     if p.evidence:
         lines.append("  evidence")
         for e in p.evidence[:8]:
             shape = f" {list(e.shape)}" if e.shape is not None else ""
-            lines.append(f"    {e.key}{shape}: {e.means}")
-    lines += [f"  {typer.style('note', fg='yellow')}        {n}" for n in p.notes]
+            lines.append(f"    {safe(e.key)}{shape}: {safe(e.means)}")
+    lines += [f"  {style('note', fg='yellow')}        {safe(n)}" for n in p.notes]
     typer.echo("\n".join(lines))
 
 
@@ -84,12 +86,12 @@ def inspect(
         except HubctlError as e:
             if len(targets) == 1:
                 raise
-            typer.echo(typer.style("error:", fg="red", bold=True) + " " + redact(str(e)), err=True)
+            typer.echo(style("error:", fg="red", bold=True) + " " + safe(redact(str(e))), err=True)
             worst = max(worst, e.exit_code)
             results.append({"path": t, "error": redact(str(e))})
             continue
         if p.format == "pickle" and not allow_pickle:
-            typer.echo(typer.style("warning:", fg="yellow") + " " + (p.notes[0] if p.notes else f"{t}: pickled file not read"), err=True)
+            typer.echo(style("warning:", fg="yellow") + " " + safe(p.notes[0] if p.notes else f"{t}: pickled file not read"), err=True)
         if json_:
             results.append(p.to_json())
         else:
@@ -116,10 +118,10 @@ def check(
     if json_:
         print_json(verdict.to_json())
     else:
-        lines = list(verdict.summary_lines())
-        lines += [typer.style("problem:", fg="red") + " " + pr.reason for pr in verdict.problems]
-        lines += [typer.style("warning:", fg="yellow") + " " + w for w in verdict.warnings]
-        lines.append(typer.style("compatible", fg="green") if verdict.compatible else typer.style("not compatible", fg="red", bold=True))
+        lines = [safe(x) for x in verdict.summary_lines()]
+        lines += [style("problem:", fg="red") + " " + safe(pr.reason) for pr in verdict.problems]
+        lines += [style("warning:", fg="yellow") + " " + safe(w) for w in verdict.warnings]
+        lines.append(style("compatible", fg="green") if verdict.compatible else style("not compatible", fg="red", bold=True))
         typer.echo("\n".join(lines))
     if not verdict.compatible:
         raise typer.Exit(1)

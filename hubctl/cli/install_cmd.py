@@ -32,7 +32,7 @@ def _table(table: Any) -> None:
 
 
 def install(
-    requirements: list[str] = typer.Argument(..., metavar="NAME[SPEC]...", help="Packages to install, e.g. 'stable-diffusion==1.4' 'arcane-style'."),
+    requirements: list[str] = typer.Argument(..., metavar="NAME[SPEC]...", help="Packages to install, e.g. 'stable-diffusion==1.4' easynegative."),
     pre: bool = typer.Option(False, "--pre", help="Allow pre-releases."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="Preferred precision of variants: fp16, bf16, fp32."),
     vram: Optional[str] = typer.Option(None, "--vram", help="VRAM budget for the set, e.g. '10GiB'."),
@@ -148,7 +148,9 @@ def verify(
         raise Refused(f"{n} file{'s' if n != 1 else ''} differ from their sha256 or are missing; run `hubctl install` or `hubctl sync` to fetch them again")
     if not json_:
         also = f", including {lock_path.name}" if lock_path else ""
-        err().print(f"ok: {rep.checked} files, {_size(rep.bytes)} ({rep.hashed} rehashed){also}")
+        from hubctl.display import plural
+
+        err().print(f"ok: {plural(rep.checked, 'file')}, {_size(rep.bytes)} ({rep.hashed} rehashed){also}")
 
 
 def _escape(s: str) -> str:
@@ -212,13 +214,14 @@ def gc(
 
 
 def export(
-    directory: Path = typer.Argument(..., metavar="DIR", help="The tool's folder (e.g. the stable-diffusion-webui or ComfyUI root)."),
+    directory: Path = typer.Argument(..., metavar="DIR", help="The tool's folder (e.g. the stable-diffusion-webui root; for ComfyUI its root or its models folder)."),
     layout: str = typer.Option(..., "--layout", help="diffusers | a1111 | comfyui | invokeai"),
     packages: list[str] = typer.Option([], "--package", "-p", metavar="NAME", help="Only these installed packages (repeatable)."),
     json_: JsonOpt = False,
 ) -> None:
     """Lay installed packages out the way a tool expects, as links into the store (hardlinks on the same
-    filesystem, else symlinks). Idempotent; never overwrites or deletes a file it did not create."""
+    filesystem, else symlinks). Idempotent; never overwrites or deletes a file it did not create, and never
+    writes outside DIR or through a symlink it did not make."""
     from hubctl.cli.output import err, print_json, warn
     from hubctl.errors import BadInput
     from hubctl.store.installed import installed_package, installed_packages

@@ -1,5 +1,10 @@
 """Rendering helpers shared by every command: the --json option, stdout/stderr consoles, JSON output.
-Keeps rich out of the import path until something is printed."""
+Keeps rich out of the import path until something is printed.
+
+Everything printed through these consoles passes :func:`hubctl.display.safe` (terminal control characters
+from data are shown as escapes, never sent raw), and JSON output escapes C1 controls too; plain
+``typer.echo`` renderers call ``safe`` on each value from data and :func:`style` for colour, which honours
+``NO_COLOR`` (rich honours it by itself)."""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ import typer
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["JsonOpt", "out", "err", "make_console", "print_json", "is_tty", "warn"]
+__all__ = ["JsonOpt", "out", "err", "make_console", "print_json", "is_tty", "warn", "style"]
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
 
@@ -22,18 +27,26 @@ _err: "Console | None" = None
 
 def make_console(**kwargs: Any) -> "Console":
     """A rich Console for which a closed pipe (`hubctl info x | head -1`) ends the command quietly with exit 0:
-    the reader leaving early is not a failure."""
+    the reader leaving early is not a failure. Text from data is made terminal-safe; ``NO_COLOR`` means no
+    escape codes at all."""
     import os
 
     from rich.console import Console
 
+    from hubctl.display import safe
+
     class _Console(Console):
+        def render_str(self, text: str, **kw: Any) -> Any:  # every str printed, table cells included
+            return super().render_str(safe(text, newlines=True), **kw)
+
         def on_broken_pipe(self) -> None:
             self.quiet = True
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
             raise SystemExit(0)
 
+    if os.environ.get("NO_COLOR"):  # no-color.org: rich drops colours itself; no bold or dim codes either
+        kwargs["color_system"] = None
     return _Console(**kwargs)
 
 
@@ -73,7 +86,9 @@ def _default(o: Any) -> Any:
 
 def print_json(data: Any) -> None:
     """Write ``data`` as indented JSON on stdout (plain write: no rich markup, no wrapping)."""
-    sys.stdout.write(json.dumps(data, indent=2, default=_default, ensure_ascii=False) + "\n")
+    from hubctl.display import json_safe
+
+    sys.stdout.write(json_safe(json.dumps(data, indent=2, default=_default, ensure_ascii=False)) + "\n")
     sys.stdout.flush()
 
 
@@ -81,4 +96,15 @@ def warn(message: str) -> None:
     """One warning line on stderr."""
     from rich.markup import escape
 
-    err().print(f"[yellow]warning:[/yellow] {escape(message)}")
+    from hubctl.display import safe
+
+    err().print(f"[yellow]warning:[/yellow] {escape(safe(message))}")
+
+
+def style(text: str, **kwargs: Any) -> str:
+    """``typer.style`` for plain-echo renderers, or the bare text when ``NO_COLOR`` is set (no-color.org)."""
+    import os
+
+    if os.environ.get("NO_COLOR"):
+        return text
+    return typer.style(text, **kwargs)

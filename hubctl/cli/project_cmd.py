@@ -107,7 +107,7 @@ def _report_lock(res: "LockResult", verb: str, json_: bool, extra: dict[str, Any
 
 
 def add(
-    requirements: list[str] = typer.Argument(..., metavar="REQ...", help="Requirements, e.g. 'stable-diffusion>=1.4,<2' arcane-style."),
+    requirements: list[str] = typer.Argument(..., metavar="REQ...", help="Requirements, e.g. 'stable-diffusion>=1.4,<2' pokemon-lora."),
     pre: bool = typer.Option(False, "--pre", help="Allow pre-releases."),
     json_: JsonOpt = False,
 ) -> None:
@@ -219,7 +219,9 @@ def sync(
     if json_:
         print_json({"lock": str(project.lock_path), **summary})
         return
-    err().print(f"synced {_rel(project.lock_path)}: {summary['packages']} packages, {summary['files']} files, every hash checked")
+    from hubctl.display import plural
+
+    err().print(f"synced {_rel(project.lock_path)}: {plural(summary['packages'], 'package')}, {plural(summary['files'], 'file')}, every hash checked")
 
 
 def run(

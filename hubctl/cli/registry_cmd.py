@@ -46,16 +46,36 @@ def human_size(n: int | None) -> str:
     return f"{n} B"  # pragma: no cover
 
 
-def _print_table(table: Any) -> None:
-    """Print a rich table: fitted to a terminal, or one line per row, nothing cut, when piped."""
+def _print_table(table: Any, give_way: Optional[str] = None) -> None:
+    """Print a rich table: fitted to a terminal, or one line per row, nothing cut, when piped. On a terminal,
+    the column named ``give_way`` (a summary, a prompt) is the one cut short with "…"; the others keep their
+    width (rich would otherwise squeeze every column, names and ids included, down to "…")."""
     import sys
 
     from hubctl.cli.output import is_tty, make_console, out
 
     if is_tty():
+        if give_way is not None:
+            _give_way(table, give_way, out().width)
         out().print(table)
         return
     make_console(file=sys.stdout, width=1000, highlight=False, color_system=None).print(table)
+
+
+def _give_way(table: Any, name: str, width: int) -> None:
+    from rich.cells import cell_len
+
+    used = 0
+    flex = None
+    for col in table.columns:
+        if col.header == name:
+            flex = col
+            continue
+        w = max([cell_len(str(col.header)), *(cell_len(str(c)) for c in col.cells)])
+        col.no_wrap, col.min_width = True, w
+        used += w + 2  # one space of padding a side
+    if flex is not None:
+        flex.no_wrap, flex.overflow, flex.max_width = True, "ellipsis", max(8, width - used - 2)
 
 
 def _open(strict: bool = False) -> "Index":
@@ -214,7 +234,9 @@ def search(
         return
     if not rows:
         what = f"'{text}'" if text else "the filters"
-        sys.stderr.write(f"no packages match {what}\n")
+        from hubctl.display import safe
+
+        sys.stderr.write(safe(f"no packages match {what}") + "\n")
         return
     from rich.markup import escape
     from rich.table import Table
@@ -233,7 +255,7 @@ def search(
         if multi:
             cells.append(r.registry)
         t.add_row(*cells)
-    _print_table(t)
+    _print_table(t, give_way="summary")
 
 
 # --------------------------------------------------------------------------------------------- info
@@ -305,11 +327,9 @@ def info(
     idx = _open()
     m = idx.get(req.name)
     if m is None:
-        import difflib
+        from hubctl.registry.index import no_such_package
 
-        close = difflib.get_close_matches(req.name.lower(), idx.names(), n=3, cutoff=0.6)
-        hint = f" (did you mean: {', '.join(close)}?)" if close else " (try `hubctl search`)"
-        raise Refused(f"no package named '{req.name}' in the index{hint}")
+        raise no_such_package(req.name, idx.names())
     versions = sorted(m.versions, key=lambda v: v.parsed, reverse=True)
     if req.specifier:
         versions = [v for v in versions if req.specifier.contains(v.parsed, prereleases=True)]

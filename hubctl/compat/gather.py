@@ -83,7 +83,15 @@ def resolve_argument(arg: str, families: "FamilyTable", *, role: str, warnings: 
     finally:
         idx.close()
     if man is None:
-        raise BadInput(f"'{req.name}' is not a file, a URL or a package in the index (try: hubctl search {req.name})")
+        from hubctl.registry.index import close_names
+
+        idx = open_index()
+        try:
+            close = close_names(req.name, idx.names())
+        finally:
+            idx.close()
+        hint = f"did you mean: {', '.join(close)}?" if close else "see `hubctl search`"
+        raise BadInput(f"'{req.name}' is not a file, a URL or a package in the index ({hint})")
     installed = None
     try:
         from hubctl.store.installed import installed_package, installed_paths

@@ -326,29 +326,36 @@ def build_demo_hub(out: Path) -> DemoHub:
     """Build the demo hub under ``out`` (created if needed) and return its paths.
 
     Builds into ``out/.build-<pid>`` first and then swaps ``files/`` and ``registry/`` into place; a folder
-    that already holds ``files/`` or ``registry/`` not made by hubctl demo is refused (BadInput). Does not
-    register the hub: see :func:`register_demo_hub`."""
+    that already holds ``files/`` or ``registry/`` not made by hubctl demo is refused (BadInput). A build that
+    fails or is interrupted removes ``out`` when it created it. Does not register the hub: see
+    :func:`register_demo_hub`."""
     start = time.perf_counter()
     out = Path(out).expanduser().resolve()
     _check_out_dir(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / MARKER).write_text(f"hubctl demo hub, format {_HUB_FORMAT}\n", "utf-8")
-    stage = out / f".build-{os.getpid()}"
-    _rmtree(stage)
-    stage.mkdir()
+    created = not out.exists()
     try:
-        _build_artefacts(stage, stage / "work")
-        _rmtree(stage / "work")
-        listing = _write_registry(stage, out / "files")
-        _make_read_only(stage / "files")
-        for name in ("files", "registry"):
-            old = out / f".old-{name}-{os.getpid()}"
-            if (out / name).exists():
-                os.replace(out / name, old)
-            os.replace(stage / name, out / name)
-            _rmtree(old)
-    finally:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / MARKER).write_text(f"hubctl demo hub, format {_HUB_FORMAT}\n", "utf-8")
+        stage = out / f".build-{os.getpid()}"
         _rmtree(stage)
+        stage.mkdir()
+        try:
+            _build_artefacts(stage, stage / "work")
+            _rmtree(stage / "work")
+            listing = _write_registry(stage, out / "files")
+            _make_read_only(stage / "files")
+            for name in ("files", "registry"):
+                old = out / f".old-{name}-{os.getpid()}"
+                if (out / name).exists():
+                    os.replace(out / name, old)
+                os.replace(stage / name, out / name)
+                _rmtree(old)
+        finally:
+            _rmtree(stage)
+    except BaseException:  # failed or interrupted (Ctrl-C): a folder this build created goes; nothing half-built stays
+        if created:
+            _rmtree(out)
+        raise
 
     files: dict[tuple[str, str, str], list[Path]] = {}
     sha: dict[Path, str] = {}

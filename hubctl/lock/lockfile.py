@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Collection, Iterable, Mapping
 
-from hubctl.errors import BadInput
+from hubctl.errors import BadInput, PARSE_ERRORS, parse_failure
 
 from hubctl.tomlcompat import tomllib
 
@@ -372,8 +372,8 @@ def loads_lock(text: str, *, origin: str = "hubctl.lock", known_families: Collec
     c = _Ctx(origin, known_families)
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise c.fail("", f"invalid TOML: {e}") from None
+    except PARSE_ERRORS as e:
+        raise c.fail("", f"invalid TOML: {parse_failure(e)}") from None
     c.unknown(data, _TOP, "")
     lv = c.get(data, "lock-version", str, "")
     if lv.split(".")[0] != LOCK_VERSION.split(".")[0]:

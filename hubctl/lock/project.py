@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from hubctl.errors import BadInput
+from hubctl.errors import BadInput, PARSE_ERRORS, parse_failure
 
 from hubctl.tomlcompat import tomllib
 
@@ -146,8 +146,8 @@ def _load_toml(path: Path) -> dict[str, Any]:
     text = read_text_input(path)
     try:
         return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise BadInput(f"invalid TOML: {e}", context=str(path)) from None
+    except PARSE_ERRORS as e:
+        raise BadInput(f"invalid TOML: {parse_failure(e)}", context=str(path)) from None
 
 
 def read_project_file(path: Path) -> Project:
@@ -167,7 +167,7 @@ def read_project_file(path: Path) -> Project:
 def _has_tool_hubctl(pyproject: Path) -> bool:
     try:
         data = tomllib.loads(pyproject.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+    except (OSError, *PARSE_ERRORS):
         return "[tool.hubctl" in pyproject.read_text("utf-8", errors="replace") if pyproject.exists() else False
     tool = data.get("tool")
     return isinstance(tool, dict) and "hubctl" in tool
@@ -231,8 +231,8 @@ def parse_inline_block(text: str, *, origin: str = "<script>") -> tuple[tuple[st
         line = text.count("\n", 0, m.start()) + 1
         try:
             data = tomllib.loads(_block_content(m))
-        except tomllib.TOMLDecodeError as e:
-            raise BadInput(f"the '# /// hubctl' block at line {line} is not valid TOML: {e}", context=origin) from None
+        except PARSE_ERRORS as e:
+            raise BadInput(f"the '# /// hubctl' block at line {line} is not valid TOML: {parse_failure(e)}", context=origin) from None
         return _parse_table(data, origin=origin, prefix="hubctl block")
     if re.search(r"(?m)^# /// hubctl\s*$", text):
         line = text.count("\n", 0, re.search(r"(?m)^# /// hubctl\s*$", text).start()) + 1  # type: ignore[union-attr]
@@ -241,8 +241,8 @@ def parse_inline_block(text: str, *, origin: str = "<script>") -> tuple[tuple[st
         if m.group("type") == "script":
             try:
                 data = tomllib.loads(_block_content(m))
-            except tomllib.TOMLDecodeError as e:
-                raise BadInput(f"the '# /// script' block is not valid TOML: {e}", context=origin) from None
+            except PARSE_ERRORS as e:
+                raise BadInput(f"the '# /// script' block is not valid TOML: {parse_failure(e)}", context=origin) from None
             tool = data.get("tool", {})
             if isinstance(tool, dict) and isinstance(tool.get("hubctl"), dict):
                 return _parse_table(tool["hubctl"], origin=origin, prefix="tool.hubctl")

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from hubctl.errors import BadInput
+from hubctl.errors import BadInput, PARSE_ERRORS, parse_failure
 from hubctl.registry.index import INDEX_FORMAT, Index
 
 if TYPE_CHECKING:
@@ -136,8 +136,8 @@ def _load_index_file(path: Path, origin: str) -> tuple[list["Family"], list[tupl
         raise BadInput(f"cannot read registry index ({e.strerror or e}){hint}", context=origin) from None
     try:
         data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BadInput(f"invalid JSON: {e}", context=origin) from None
+    except PARSE_ERRORS as e:
+        raise BadInput(f"invalid JSON: {parse_failure(e)}", context=origin) from None
     if not isinstance(data, dict) or data.get(INDEX_FILE_KEY) != 1:
         raise BadInput(f"not a hubctl registry index (expected a JSON object with \"{INDEX_FILE_KEY}\": 1)", context=origin)
     fams_raw = data.get("families", [])

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from hubctl.errors import BadInput, redact
+from hubctl.errors import PARSE_ERRORS, BadInput, parse_failure, redact
 
 from hubctl.tomlcompat import tomllib
 
@@ -103,8 +103,8 @@ def read_configured() -> list[RegistryEntry]:
         raise BadInput(f"cannot read ({e.strerror or e})", context=str(path)) from None
     try:
         data = tomllib.loads(text)
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise BadInput(f"invalid TOML: {e}", context=str(path)) from None
+    except PARSE_ERRORS as e:
+        raise BadInput(f"invalid TOML: {parse_failure(e)}", context=str(path)) from None
     items = data.get("registries", [])
     if not isinstance(items, list):
         raise BadInput("registries: must be an array of tables ([[registries]])", context=str(path))

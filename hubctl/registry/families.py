@@ -24,7 +24,7 @@ from typing import Any, Iterable, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from hubctl.errors import BadInput
+from hubctl.errors import BadInput, PARSE_ERRORS, parse_failure
 
 from hubctl.tomlcompat import tomllib
 
@@ -101,8 +101,8 @@ def load_families(path: Path) -> FamilyTable:
         data = tomllib.loads(path.read_text("utf-8"))
     except OSError as e:
         raise BadInput(f"cannot read families file ({e.strerror or e})", context=origin) from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise BadInput(f"invalid TOML: {e}", context=origin) from None
+    except PARSE_ERRORS as e:
+        raise BadInput(f"invalid TOML: {parse_failure(e)}", context=origin) from None
     entries = data.get("families", [])
     if not isinstance(entries, list):
         raise BadInput("families: must be an array of tables ([[families]])", context=origin)

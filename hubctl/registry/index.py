@@ -17,13 +17,13 @@ import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, NamedTuple
 
-from hubctl.errors import BadInput
+from hubctl.errors import BadInput, Refused
 
 if TYPE_CHECKING:
     from hubctl.registry.families import FamilyTable
     from hubctl.registry.manifest import Manifest
 
-__all__ = ["INDEX_FORMAT", "Index", "PackageRow", "canonical"]
+__all__ = ["INDEX_FORMAT", "Index", "PackageRow", "canonical", "close_names", "no_such_package"]
 
 INDEX_FORMAT = 1  # bump when the tables or the stored JSON change: forces a rebuild everywhere
 
@@ -33,6 +33,21 @@ def canonical(name: str) -> str:
     from packaging.utils import canonicalize_name
 
     return canonicalize_name(name)
+
+
+def close_names(name: str, names: "list[str] | Iterator[str]") -> list[str]:
+    """Up to three package names close to ``name`` (a typo, another separator), best first."""
+    import difflib
+
+    return difflib.get_close_matches(canonical(name), list(names), n=3, cutoff=0.6)
+
+
+def no_such_package(name: str, names: "list[str] | Iterator[str]") -> Refused:
+    """The one answer to a package the index does not have (exit 1: `info`, `install`, `add`, `lock` alike),
+    with the names a search would find when there are close ones."""
+    close = close_names(name, names)
+    hint = f" (did you mean: {', '.join(close)}?)" if close else " (see `hubctl search`)"
+    return Refused(f"no package named '{name}' in the index{hint}")
 
 
 class PackageRow(NamedTuple):

@@ -84,6 +84,10 @@ def open_index(*, refresh: bool = True, strict: bool = False, db_path: Path | No
             idx = Index(db)
             idx.warnings.append(f"{failed.get('message')} (using the previous index; fix the registry or remove it)")
             return idx
+    from hubctl.db import read_only_folder
+
+    if read_only_folder(db):  # a read-only HUBCTL_HOME: compile for this process only, into a temporary file
+        db = _scratch_index()
     try:
         return rebuild_index(entries, db_path=db)
     except BadInput as e:
@@ -93,6 +97,17 @@ def open_index(*, refresh: bool = True, strict: bool = False, db_path: Path | No
         idx = Index(db)
         idx.warnings.append(f"{e} (using the previous index; fix the registry or remove it)")
         return idx
+
+
+def _scratch_index() -> Path:
+    """A private index file removed when the process ends (for a HUBCTL_HOME that cannot be written)."""
+    import atexit
+    import shutil
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="hubctl-index-")
+    atexit.register(shutil.rmtree, folder, True)
+    return Path(folder) / "index.db"
 
 
 # --------------------------------------------------------------------------------------------- changing the list

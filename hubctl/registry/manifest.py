@@ -34,7 +34,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version as PEP440Version
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from hubctl.errors import BadInput
+from hubctl.errors import PARSE_ERRORS, BadInput, parse_failure
 from hubctl.registry.fields import (
     check_family_id,
     check_file_path,
@@ -423,8 +423,8 @@ def load_manifest(
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise BadInput("is not UTF-8 text", context=origin) from None
-    except tomllib.TOMLDecodeError as e:
-        raise BadInput(f"invalid TOML: {e}", context=origin) from None
+    except PARSE_ERRORS as e:
+        raise BadInput(f"invalid TOML: {parse_failure(e)}", context=origin) from None
     expected_kind = path.parent.name if check_location and path.parent.name in KINDS else None
     expected_name = path.stem if check_location else None
     return parse_manifest(

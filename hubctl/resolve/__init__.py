@@ -29,7 +29,7 @@ from typing import Any, Iterable
 
 from packaging.utils import canonicalize_name
 
-from hubctl.errors import BadInput, Refused
+from hubctl.errors import Refused
 from hubctl.registry.manifest import Manifest, Variant, Version
 from hubctl.resolve.candidates import KIND_ORDER, FamilyCandidate, PackageCandidate
 from hubctl.resolve.requirements import FAMILY, FamilyRequirement, PackageRequirement, normalise_requirements, parse_requirement
@@ -139,7 +139,8 @@ def resolve(
     family: str | None = None,
 ) -> Resolution:
     """Resolve ``requirements`` into one compatible set. Raise BadInput (exit 2) for a requirement
-    that does not parse or names an unknown package, Refused (exit 1) when no set exists, with why.
+    that does not parse, Refused (exit 1) for a package the index does not have (as `hubctl info`, with
+    close names) and when no set exists, with why.
     ``family`` restricts the whole set to one family (``hubctl install --family sd1``)."""
     from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
 
@@ -160,7 +161,9 @@ def resolve(
         grouped.setdefault(r.name, []).append(r)
     for name, rs in grouped.items():
         if provider.manifest(name) is None:
-            raise BadInput(f"unknown package '{name}' (not in any configured registry)")
+            from hubctl.registry.index import no_such_package
+
+            raise no_such_package(name, index.names() if hasattr(index, "names") else [])
         allowed = provider.spec_matches(name, rs)
         if not allowed:
             raise Refused(explain_no_match(name, rs, provider.releases(name), pre))

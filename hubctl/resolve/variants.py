@@ -39,6 +39,8 @@ def parse_vram(value: str | int | float | None, *, origin: str = "vram") -> int 
     if isinstance(value, bool):
         raise BadInput(f"{origin}: {value!r} is not a size like '10GiB'")
     if isinstance(value, (int, float)):
+        if value != value or value in (float("inf"), float("-inf")):  # nan or inf from TOML
+            raise BadInput(f"{origin}: {value!r} is not a size like '10GiB'")
         if value <= 0:
             raise BadInput(f"{origin}: {value!r} must be positive")
         return int(value)
@@ -46,7 +48,10 @@ def parse_vram(value: str | int | float | None, *, origin: str = "vram") -> int 
     unit = m.group(2).lower() if m else None
     if not m or unit not in _UNITS:
         raise BadInput(f"{origin}: {value!r} is not a size like '10GiB', '12GB' or '8000MiB'")
-    n = int(float(m.group(1)) * _UNITS[unit])
+    amount = float(m.group(1)) * _UNITS[unit]
+    if amount != amount or amount == float("inf"):
+        raise BadInput(f"{origin}: {value!r} is not a size like '10GiB', '12GB' or '8000MiB'")
+    n = int(amount)
     if n <= 0:
         raise BadInput(f"{origin}: {value!r} must be positive")
     return n

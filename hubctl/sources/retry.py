@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from hubctl.display import plural
 from hubctl.errors import SourceError
 
 __all__ = ["Policy", "policy", "Budget", "Watch", "backoff"]
@@ -104,7 +105,7 @@ class Budget:
         self.failures += 1
         self.stalled += max(0.0, stalled)
         if self.failures >= p.tries:
-            raise SourceError(f"{self.display}: {final or what} (gave up after {p.tries} tries)")
+            raise SourceError(f"{self.display}: {final or what} (gave up after {plural(p.tries, 'try', 'tries')})")
         if self.stalled >= p.stall_max:
             raise SourceError(f"{self.display}: {final or what} (gave up after stalling for {_seconds(self.stalled)} s "
                               f"in all; HUBCTL_HTTP_STALL_MAX={p.stall_max:g})")

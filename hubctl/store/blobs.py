@@ -47,6 +47,7 @@ from hubctl.store.state import _blob_table, _engine, read_state
 __all__ = [
     "Store",
     "StoreError",
+    "DiskFull",
     "FetchResult",
     "BlobCheck",
     "GcReport",
@@ -61,6 +62,13 @@ class StoreError(HubctlError):
     """The store could not take a blob (disk full, permissions): exit 1, one line."""
 
     exit_code = 1
+
+
+class DiskFull(StoreError):
+    """No room for a blob, or the store cannot be written (exit 3, like every failure of the machine: see
+    hubctl.errors); nothing half-written stays."""
+
+    exit_code = 3
 
 
 class HashMismatch(SourceError):
@@ -298,7 +306,7 @@ class Store:
             hasher.stop()
             if e.errno in (errno.ENOSPC, errno.EDQUOT):
                 pf.discard()
-                raise StoreError(f"disk full while writing {label or 'a download'} into {self.root}; "
+                raise DiskFull(f"disk full while writing {label or 'a download'} into {self.root}; "
                                  "the partial file was removed, nothing was stored") from None
             pf.close()
             raise
@@ -324,7 +332,7 @@ class Store:
                 pf.fsync()
         except OSError as e:
             pf.discard()
-            raise StoreError(f"cannot write {name} into {self.root}: {e.strerror}") from None
+            raise DiskFull(f"cannot write {name} into {self.root}: {e.strerror}") from None
         path = self._commit(pf.path, digest)
         pf.close()
         pf.drop_sidecars()
@@ -340,7 +348,7 @@ class Store:
         have = pf.path.stat().st_size if pf.path.exists() else 0
         need = size - min(have, size)
         if need > free:
-            raise StoreError(
+            raise DiskFull(
                 f"not enough disk space for {label or 'a download'}: needs {need} more bytes, {free} free under {self.root}"
             )
 

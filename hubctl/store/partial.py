@@ -140,6 +140,7 @@ class PartialFile:
         atomic_write_text(
             self.meta_path,
             json.dumps({"v": 1, "size": size, "validator": validator, "parts": [[p.start, p.end] for p in self.parts]}),
+            mode=0o600,  # a store internal: private whatever the umask
         )
         self._open()
         self._last_saved = {}

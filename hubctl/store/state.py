@@ -77,7 +77,9 @@ def read_state(sql: str, params: Optional[dict[str, Any]] = None) -> list[tuple[
     path = state_db_path()
     if not path.exists():
         return []
-    con = sqlite3.connect(str(path), timeout=30)
+    from hubctl.db import connect_sqlite
+
+    con = connect_sqlite(path)  # read-only and immutable in a read-only HUBCTL_HOME
     try:
         return con.execute(sql, params).fetchall()
     except sqlite3.OperationalError as e:

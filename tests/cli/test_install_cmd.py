@@ -46,9 +46,11 @@ def test_family_option_picks_the_newest_version_of_that_family(demo_registry, cl
     assert r.exit_code == 1 and "demo-token has no version of family demo-sd2" in r.stderr
 
 
-def test_an_unknown_package_is_bad_input(demo_registry, cli):
+def test_an_unknown_package_exits_1_with_a_suggestion_as_info_does(demo_registry, cli):
     r = cli("install", "no-such-thing")
-    assert r.exit_code == 2 and "unknown package 'no-such-thing'" in r.stderr
+    assert r.exit_code == 1 and "no package named 'no-such-thing' in the index" in r.stderr
+    r = cli("install", "demo_styl")
+    assert r.exit_code == 1 and "did you mean: demo-style" in r.stderr
 
 
 def test_verify_is_quiet_when_good_and_names_each_bad_file_with_exit_1(demo_registry, cli):

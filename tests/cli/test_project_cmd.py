@@ -111,11 +111,11 @@ def test_remove_edits_the_project_file_and_relocks(cli, project_dir):
     assert r.exit_code == 2 and "'demo-canny' is not in requires" in r.stderr
 
 
-def test_bad_requirement_and_unknown_package_are_exit_2(cli, project_dir):
+def test_a_bad_requirement_is_exit_2_and_an_unknown_package_exit_1(cli, project_dir):
     r = cli("add", "demo-sd>>2")
     assert r.exit_code == 2 and "'demo-sd>>2' is not a requirement" in r.stderr
     r = cli("add", "no-such-model")
-    assert r.exit_code == 2 and "unknown package 'no-such-model'" in r.stderr
+    assert r.exit_code == 1 and "no package named 'no-such-model' in the index" in r.stderr
     assert not (project_dir / "hubctl.toml").exists()
 
 

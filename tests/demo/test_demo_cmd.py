@@ -65,7 +65,7 @@ def test_demo_exits_1_and_names_the_failed_step_but_runs_the_rest(
     assert r.exit_code == 1, r.output
     for heading in ("Register it as a registry", "Step 1: Look at a package", "Step 2: Teleport", "Step 3: Search the index", "Summary"):
         assert heading in r.stdout
-    assert "1 steps ok, 1 skipped, 1 failed" in r.stdout
+    assert "1 step ok, 1 skipped, 1 failed" in r.stdout
     assert "failed: Look at a package: hubctl info no-such-package: exited 1, expected 0" in r.stdout
     assert "demo-style" in r.stdout  # step 3 still ran
 

@@ -29,9 +29,11 @@ def test_hubctl_demo_builds_registers_and_walks_to_an_image(tmp_path: Path, hubc
         assert heading in text, heading
     assert "0 failed" in text
     assert "Traceback" not in proc.stderr
-    # the registry is registered in this HUBCTL_HOME and points at the hub just built
-    reg = (hubctl_home / "registries.toml").read_text()
+    # the registry is registered in the demo's own HUBCTL_HOME (under --out) and points at the hub just built;
+    # the user's HUBCTL_HOME is untouched
+    reg = (out / "home" / "registries.toml").read_text()
     assert str(out / "registry") in reg and 'name = "demo"' in reg
+    assert not (hubctl_home / "registries.toml").exists() and not (hubctl_home / "state.db").exists()
     assert (out / "registry" / "manifests" / "checkpoint" / "demo-sd.toml").is_file()
     # whatever later capabilities exist were walked: with generate in this build, the image is there
     if "Step 10: Generate an image" in text and "skipped: `hubctl generate`" not in text:

@@ -140,9 +140,12 @@ def test_a_requirement_that_does_not_parse_is_bad_input(req):
     assert "\n" not in str(e.value)
 
 
-def test_an_unknown_package_is_bad_input_naming_it():
-    with pytest.raises(BadInput, match="unknown package 'no-such-model'"):
+def test_an_unknown_package_is_refused_naming_it_with_close_names():
+    with pytest.raises(Refused, match="no package named 'no-such-model' in the index") as e:
         resolve(["demo-sd", "No_Such.Model>=1"], demo_index())
+    assert e.value.exit_code == 1
+    with pytest.raises(Refused, match=r"did you mean: demo-style, "):
+        resolve(["demo_stlye"], demo_index())
 
 
 def test_no_version_matching_lists_what_exists():
