@@ -214,7 +214,7 @@ def generate_batch(loaded: LoadedSet, items: Sequence[BatchItem], settings: Batc
         "images": [{k: v for k, v in im.items()} for im in per_image],
     }
     rec = runs.RunRecord(
-        id=run_id, created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), prompt=first["prompt"],
+        id=run_id, created=runs.now_created(), prompt=first["prompt"],
         negative=first["negative"], seed=first["seed"], steps=s.steps, guidance=s.guidance, width=s.width,  # type: ignore[arg-type]
         height=s.height, sampler=sampler, base=vset.base.label, model_hash=vset.base.model_hash,  # type: ignore[arg-type]
         lock_digest=vset.lock_digest, lock_path=loaded.lock_path, device=asm.device, dtype=asm.dtype,

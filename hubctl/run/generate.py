@@ -210,7 +210,7 @@ def run_generate(req: GenerateRequest, *, lock: "Lock | None" = None, lock_path:
     pix = pixel_sha256(image)
     png_sha = write_png(out, image, parameters, provenance)
     rec = runs.RunRecord(
-        id=run_id, created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), prompt=req.prompt, negative=req.negative,
+        id=run_id, created=runs.now_created(), prompt=req.prompt, negative=req.negative,
         seed=seed, steps=req.steps, guidance=req.guidance, width=facts["width"], height=facts["height"], sampler=asm.sampler,
         base=vset.base.label, model_hash=vset.base.model_hash, lock_digest=vset.lock_digest,
         lock_path=str(Path(lock_path).resolve()) if lock_path else "", device=asm.device, dtype=asm.dtype,

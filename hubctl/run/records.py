@@ -18,7 +18,7 @@ from sqlmodel import Field, Session, SQLModel, select
 
 from hubctl.errors import BadInput
 
-__all__ = ["RunRecord", "new_run_id", "add_run", "get_run", "list_runs", "record_to_dict", "images_of"]
+__all__ = ["RunRecord", "now_created", "new_run_id", "add_run", "get_run", "list_runs", "record_to_dict", "images_of"]
 
 
 class RunRecord(SQLModel, table=True):
@@ -50,6 +50,12 @@ class RunRecord(SQLModel, table=True):
     params_json: str = "{}"  # everything needed to run it again (loras, controlnet, control image hash, ...)
     packages_json: str = "[]"  # the locked packages with their files (so a replay needs no lock file)
     versions_json: str = "{}"  # library versions
+
+
+def now_created() -> str:
+    """The ``created`` stamp of a new run: UTC to the microsecond, so runs made within one second keep their
+    order (``runs list`` sorts by it, newest first)."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def new_run_id() -> str:

@@ -35,7 +35,6 @@ from typing import BinaryIO, Optional
 from urllib.parse import urljoin, urlsplit
 
 from hubctl.errors import BadInput, SourceError, redact
-from hubctl.display import plural
 from hubctl.sources.base import Progress, RemoteStat, Sink
 from hubctl.sources.retry import Budget, Watch, policy
 from hubctl.sources.http_response import (

@@ -3,7 +3,6 @@ bad files, pickles recognised but never unpickled unless asked."""
 
 from __future__ import annotations
 
-import json
 import pickle
 from pathlib import Path
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 
 from hubctl.tomlcompat import tomllib
 from tests._hubs import project_dir  # noqa: F401 (fixture)

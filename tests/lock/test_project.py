@@ -4,7 +4,6 @@ one-line errors naming the file and field, and in-place edits that keep the user
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import pytest
 

@@ -5,10 +5,8 @@ runs. Real files, file:// sources, the real store and index."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
-import pytest
 
 from hubctl.tomlcompat import tomllib
 from tests._hubs import project_dir  # noqa: F401 (fixture)

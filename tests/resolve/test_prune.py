@@ -9,7 +9,6 @@ import itertools
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from packaging.version import Version
 
 from hubctl.errors import Refused
 from hubctl.resolve import MemoryIndex, resolve
