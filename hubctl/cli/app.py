@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "hubctl.cli.generate_cmd",   # generate, runs list|show
     "hubctl.cli.demo_cmd",       # demo
     "hubctl.cli.serve_cmd",      # serve
+    "hubctl.cli.adopt_cmd",      # adopt, import
 ]
 
 

@@ -72,6 +72,7 @@ Layout = Literal["diffusers", "single-file"]
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 _HF_REPO_TYPES = ("models", "datasets", "spaces")
+_CIVITAI_RE = re.compile(r"^civitai:[1-9][0-9]{0,11}(?:/[1-9][0-9]{0,11})?$")
 
 
 # --------------------------------------------------------------------------------------------- sources
@@ -85,9 +86,11 @@ class SourceRef:
       ``hf://datasets/org/repo@rev/path`` for dataset repos)
     - ``https://...`` / ``http://...`` (any static server, Civitai download URLs)
     - ``file:///abs/path`` or a plain local path
+    - ``civitai:VERSION_ID`` or ``civitai:VERSION_ID/FILE_ID`` (a Civitai model version's primary file, or one of
+      its files by id: :mod:`hubctl.sources.civitai`)
     """
 
-    scheme: Literal["hf", "https", "http", "file"]
+    scheme: Literal["hf", "https", "http", "file", "civitai"]
     url: str
     repo_id: str | None = None
     repo_type: str = "model"
@@ -137,6 +140,10 @@ def parse_source(url: str) -> SourceRef:
         if not path or path.endswith("/") or ".." in path.split("/"):
             raise ValueError(f"'{url}' does not name a file inside the repository")
         return SourceRef("hf", url, f"{org}/{repo}", repo_type, unquote(revision) if revision else None, path)
+    if url.startswith("civitai:"):
+        if not _CIVITAI_RE.match(url):
+            raise ValueError(f"'{url}' is not civitai:VERSION_ID or civitai:VERSION_ID/FILE_ID (numbers)")
+        return SourceRef("civitai", url)
     split = urlsplit(url)
     if split.scheme in ("https", "http"):
         if not split.netloc:
@@ -148,7 +155,7 @@ def parse_source(url: str) -> SourceRef:
         return SourceRef("file", url, path=unquote(split.path))
     if split.scheme == "" or (len(split.scheme) == 1 and url[1:3] in (":\\", ":/")):  # plain path / C:\...
         return SourceRef("file", Path(url).expanduser().resolve().as_uri(), path=str(Path(url).expanduser()))
-    raise ValueError(f"'{url}' has an unknown URL scheme '{split.scheme}' (expected hf://, https://, http:// or file://)")
+    raise ValueError(f"'{url}' has an unknown URL scheme '{split.scheme}' (expected hf://, https://, http://, file:// or civitai:)")
 
 
 def local_source_under(source: str, base: Path) -> str:
@@ -183,8 +190,8 @@ class FileRef(_Model):
         json_schema_extra={"pattern": "^(sha256:)?[0-9a-fA-F]{64}$"},
     )
     source: str = Field(
-        description="hf://org/repo[@revision]/path, https://..., or file://...",
-        json_schema_extra={"pattern": "^(hf://|https?://|file://|[^:]*$)"},
+        description="hf://org/repo[@revision]/path, https://..., file://..., or civitai:VERSION_ID[/FILE_ID]",
+        json_schema_extra={"pattern": "^(hf://|https?://|file://|civitai:|[^:]*$)"},
     )
 
     @field_validator("path")

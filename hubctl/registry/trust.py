@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["check_manifest_sources", "check_families"]
 
-_REMOTE_SCHEMES = ("hf", "https", "http")
+_REMOTE_SCHEMES = ("hf", "https", "http", "civitai")
 
 
 def _auth_variable(url: str) -> str:

@@ -4,6 +4,7 @@ orchestration that drives them into the store.
     source_for("hf://org/repo@rev/path")   -> HfSource    (huggingface_hub's metadata calls + ranged HTTP)
     source_for("https://host/file")        -> HttpSource  (redirects, Range resume, parallel parts)
     source_for("file:///abs/path" or path) -> LocalSource
+    source_for("civitai:VERSION[/FILE]")   -> CivitaiSource (the REST API names the file; then HttpSource)
 
     base.py           the Source protocol and the values it returns
     hf.py             hf:// through huggingface_hub's metadata calls
@@ -12,6 +13,7 @@ orchestration that drives them into the store.
     retry.py          the one retry policy (Budget: tries, backoff, the retry line, the stall bound) and the
                       low-speed watchdog (Watch), for every network request
     local.py          file:// and plain paths
+    civitai.py        Civitai's REST API (model versions, lookup by hash, AIRs, baseModel -> family) and civitai:
     fetch.py          pin_file (a manifest file -> commit, size, sha256) and install_packages (every file of
                       a set of locked packages into the store, one download per unique sha256, then recorded)
 
@@ -46,6 +48,10 @@ def source_for(url: str) -> "Source":
         from hubctl.sources.http import HttpSource
 
         return HttpSource(ref.url)
+    if ref.scheme == "civitai":
+        from hubctl.sources.civitai import CivitaiSource
+
+        return CivitaiSource(ref.url)
     from hubctl.sources.local import LocalSource
 
     return LocalSource(ref.url, ref.path or "")

@@ -125,11 +125,21 @@ class _Transient(Exception):
     """A failure worth retrying (5xx, 429, a dropped connection, a body cut short, too slow); ``stalled`` is how
     many seconds the try went without keeping up the speed limit."""
 
-    def __init__(self, what: str, status: Optional[int] = None, stalled: float = 0.0) -> None:
+    def __init__(self, what: str, status: Optional[int] = None, stalled: float = 0.0, wait: float = 0.0) -> None:
         super().__init__(what)
         self.what = what
         self.status = status
         self.stalled = stalled
+        self.wait = wait  # seconds the server asked us to wait (Retry-After of a 429 or 503)
+
+
+def _retry_after(value: Optional[str]) -> float:
+    """Seconds of a Retry-After header given in seconds (an HTTP date or nonsense counts as none)."""
+    try:
+        v = float((value or "").strip())
+    except ValueError:
+        return 0.0
+    return v if 0 < v < 1e6 else 0.0
 
 
 class _RangeIgnored(Exception):
@@ -233,7 +243,7 @@ class HttpSource:
         stalled = r.watch.stalled() if r.watch is not None else 0.0
         r.close()
         if status >= 500 or status == 429:
-            raise _Transient(f"server error {status} {reason}", status, stalled)
+            raise _Transient(f"server error {status} {reason}", status, stalled, _retry_after(r.header("Retry-After")))
         host = urlsplit(r.url).hostname or ""
         if status == 401:
             hint = (
@@ -258,7 +268,7 @@ class HttpSource:
             try:
                 return fn()
             except _Transient as e:
-                budget.retry_or_raise(e.what, stalled=e.stalled)
+                budget.retry_or_raise(e.what, stalled=e.stalled, wait=e.wait)
 
     # ------------------------------------------------------------------------------ protocol
     def stat(self) -> RemoteStat:
@@ -439,7 +449,7 @@ class HttpSource:
                 final = None
                 if part.end is not None and 0 < part.done < part.end and e.status is None:
                     final = f"connection kept failing at byte {part.done} of {part.end} ({e.what})"
-                budget.retry_or_raise(e.what, progressed=progressed, stalled=e.stalled, final=final)
+                budget.retry_or_raise(e.what, progressed=progressed, stalled=e.stalled, final=final, wait=e.wait)
             except _RangeUnsatisfiable as e:
                 total = _total_from_content_range(e.r.header("Content-Range"))
                 raise SourceError(

@@ -94,11 +94,12 @@ class Budget:
         self.stalled = 0.0
 
     def retry_or_raise(self, what: str, *, progressed: bool = False, stalled: float = 0.0,
-                       final: Optional[str] = None) -> None:
+                       final: Optional[str] = None, wait: float = 0.0) -> None:
         """After a failed try: raise SourceError (exit 3) when the budget is spent; else say so in one line
         ("retrying in 2 s (3/5): connection refused") and wait. ``progressed`` (the try moved the transfer on)
         gives back the tries; ``stalled`` is how long the try went without progress; ``final`` replaces ``what``
-        in the message when giving up."""
+        in the message when giving up; ``wait`` is what the server asked for (Retry-After): the delay is at
+        least that, within the stall bound."""
         p = self.policy
         if progressed:
             self.failures = 0
@@ -109,7 +110,7 @@ class Budget:
         if self.stalled >= p.stall_max:
             raise SourceError(f"{self.display}: {final or what} (gave up after stalling for {_seconds(self.stalled)} s "
                               f"in all; HUBCTL_HTTP_STALL_MAX={p.stall_max:g})")
-        delay = min(backoff(p.first_delay, self.failures), max(0.0, p.stall_max - self.stalled))
+        delay = min(max(backoff(p.first_delay, self.failures), wait), max(0.0, p.stall_max - self.stalled))
         from hubctl.progress import notice
 
         notice(f"{self.display}: retrying in {_seconds(delay)} s ({self.failures}/{p.tries}): {what}")

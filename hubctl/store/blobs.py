@@ -16,7 +16,8 @@ process leaves its partial file, which the next fetch of the same key resumes. A
 store owns: a symlink, a folder or a file of another user at a blob's path is never taken for the blob. A blob
 that fails a rehash is dropped from the cache and moved to quarantine, so the next ``sync``/``install`` fetches it
 again. Folders are made 0755 less the umask (never group- or world-writable). A local file is imported by copy
-(or a copy-on-write clone), never linked or changed: it may belong to someone else (the HF cache).
+(or a copy-on-write clone), never linked or changed: it may belong to someone else (the HF cache). The one way in
+by hard link is :meth:`Store.adopt_file` (``hubctl adopt``: the user hands a file over; it becomes the blob).
 
 This module knows blobs and references only, never manifests or lockfiles, and never talks to the network:
 sources write into a :class:`hubctl.store.partial.PartialFile` handed to them. ``HUBCTL_FSYNC=0`` skips the
@@ -412,6 +413,53 @@ class Store:
 
         key = sha256 or "file-" + hashlib.sha256(str(src.resolve()).encode()).hexdigest()[:32]
         return self.fetch(sha256=sha256, size=size, download=copy, key=key, label=name)
+
+    def adopt_file(self, src: Path, *, sha256: str, size: int, unchanged: Callable[[os.stat_result], bool],
+                   allow_hardlink: bool = True) -> tuple[FetchResult, str]:
+        """Take a user's file, already hashed to ``sha256``, into the store without a second copy where the
+        filesystem allows (``hubctl adopt``: the user hands the file over): a copy-on-write clone (a file of its
+        own), else a hard link (the same inode: the file becomes the read-only blob; only for a regular file of
+        this user), else a copy hash-checked on the way in. Before a clone or link becomes the blob,
+        ``unchanged(stat)`` must confirm the file is still what was hashed (size, inode, mtime): a file that
+        changed meanwhile is refused with HashMismatch and nothing is stored. Returns the result and how:
+        "present" (already a blob), "reflink", "hardlink" or "copy"."""
+        if self.has_blob(sha256):
+            p = self.blob_path(sha256)
+            return FetchResult(sha256, p.stat().st_size, p, reused=True), "present"
+        with self.lock(sha256):
+            if self.has_blob(sha256):
+                p = self.blob_path(sha256)
+                return FetchResult(sha256, p.stat().st_size, p, reused=True), "present"
+            make_dirs(self.partial_dir)
+            for how in ("reflink", "hardlink"):
+                tmp = self.partial_dir / f"{sha256}.{'clone' if how == 'reflink' else 'link'}"
+                _unlink(tmp)
+                if how == "reflink":
+                    made = _clone(src, tmp)
+                else:
+                    st = os.lstat(src)
+                    made = allow_hardlink and stat.S_ISREG(st.st_mode) and (not hasattr(os, "geteuid") or st.st_uid == os.geteuid())
+                    if made:
+                        try:
+                            os.link(src, tmp, follow_symlinks=False)
+                        except OSError:
+                            made = False
+                if not made:
+                    _unlink(tmp)
+                    continue
+                tst = os.lstat(tmp)
+                if tst.st_size != size or not unchanged(os.stat(src) if how == "reflink" else tst):
+                    _unlink(tmp)
+                    raise HashMismatch(f"{src}: changed while it was being adopted; nothing stored")
+                if _fsync_enabled() and how == "reflink":
+                    fd = os.open(tmp, os.O_RDONLY)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+                return FetchResult(sha256, size, self._commit(tmp, sha256)), how
+        res = self.import_file(src, sha256=sha256, size=size, label=str(src))
+        return res, "present" if res.reused else "copy"
 
     # ---- the stat cache
     def record(self, sha256: str, path: Optional[Path] = None, st: Optional[os.stat_result] = None) -> None:

@@ -7,6 +7,12 @@ A root is either
   path, with the sha256 of the lock file's bytes when it was synced and the packages it pins. It is live while
   the file exists with the same bytes; once gone or changed it is no longer honoured (``hubctl sync`` there
   registers it again).
+- a file ``hubctl adopt`` took into the store (key ``adopt:<absolute path>``, kind ``adopt``), with the package it
+  is (a registry's, or a local one adopt wrote): live while a file is at that path, so gc never removes a blob
+  the user's folders hold or link to (a file adopt replaced by a link into the store, or a local package's
+  source). Why a root per file rather than the install set: the install set holds one version per name and
+  is edited by ``install``/``uninstall``, while an adopted file belongs to a place on disk and lives as long
+  as that place does.
 
 Three tables: ``store_roots`` (one row per root), ``root_packages`` (per root, the packages: the lock's value
 type, tokens/trigger/requires as JSON arrays) and ``root_files`` (per root and package, each file: path ->
@@ -44,9 +50,12 @@ __all__ = [
     "live_roots",
     "drop_roots",
     "pinned_blobs",
+    "ADOPT_PREFIX",
+    "register_adopted",
 ]
 
 INSTALL_ROOT = "installed"
+ADOPT_PREFIX = "adopt:"
 
 _tables: dict[str, Any] = {}
 _tables_lock = threading.Lock()
@@ -62,7 +71,7 @@ def _table_classes() -> tuple[Any, Any, Any]:
                 __tablename__ = "store_roots"
 
                 root: str = Field(primary_key=True)  # "installed", or a lock file's absolute path
-                kind: str  # "install" | "lock"
+                kind: str  # "install" | "lock" | "adopt"
                 lock_sha256: str = ""  # sha256 of the lock file's bytes when it was synced
                 registered_at: float = 0.0
 
@@ -225,7 +234,12 @@ def all_roots() -> list[Root]:
 
 
 def _lock_state(root: Root) -> Root:
-    """``root`` with ``live`` and ``why`` filled in: a lock root is live while its file has the same bytes."""
+    """``root`` with ``live`` and ``why`` filled in: a lock root is live while its file has the same bytes; an
+    adopted file's while something is at its path."""
+    if root.kind == "adopt":
+        if os.path.lexists(root.key[len(ADOPT_PREFIX):]):
+            return root
+        return Root(root.key, root.kind, root.lock_sha256, root.registered_at, False, "the file is gone")
     if root.kind != "lock":
         return root
     try:
@@ -331,6 +345,14 @@ def register_lock_root(path: Path, packages: list[LockedPackage]) -> str:
     if pins(on_disk) != pins(packages):
         raise Refused(f"{path}: changed while it was being synced; run `hubctl sync` again")
     _write(key, "lock", list(packages), replace_all=True, lock_sha256=hashlib.sha256(data).hexdigest())
+    return key
+
+
+def register_adopted(path: Path, package: LockedPackage) -> str:
+    """Make the adopted file at ``path`` (absolute, as found) a root pinning ``package`` (replacing what that
+    root pinned before), in one transaction. Returns the root's key."""
+    key = ADOPT_PREFIX + os.path.abspath(path)
+    _write(key, "adopt", [package], replace_all=True)
     return key
 
 
