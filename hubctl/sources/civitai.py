@@ -28,7 +28,7 @@ from hubctl.errors import BadInput, SourceError, redact
 from hubctl.sources.base import Progress, RemoteStat, Sink
 
 __all__ = ["CivitaiFile", "ModelVersion", "Air", "api_base", "parse_air", "get_version", "version_by_hash",
-           "CivitaiSource", "parse_civitai_source", "KIND_BY_TYPE", "JSON_LIMIT"]
+           "CivitaiSource", "parse_civitai_source", "KIND_BY_TYPE", "JSON_LIMIT", "loads_json", "parse_version"]
 
 DEFAULT_BASE = "https://civitai.com"
 JSON_LIMIT = 4 << 20  # an API answer larger than this is refused
@@ -162,22 +162,9 @@ def parse_civitai_source(url: str) -> tuple[int, Optional[int]]:
 # --------------------------------------------------------------------------------------------- parsing
 
 
-def _depth(obj: Any, limit: int) -> bool:
-    """True when ``obj`` nests no deeper than ``limit`` (iterative: a hostile answer cannot blow the stack)."""
-    stack = [(obj, 1)]
-    while stack:
-        o, d = stack.pop()
-        if d > limit:
-            return False
-        if isinstance(o, dict):
-            stack.extend((v, d + 1) for v in o.values())
-        elif isinstance(o, list):
-            stack.extend((v, d + 1) for v in o)
-    return True
-
-
-def _loads(data: bytes, where: str) -> Any:
-    """JSON from a server: a nesting bomb is refused before the parser recurses (bracket count), then parsed."""
+def loads_json(data: bytes, where: str, *, depth_limit: int = _DEPTH, error: type = SourceError) -> Any:
+    """JSON from untrusted bytes (a server's answer, a PNG's text, a user's workflow): nesting deeper than
+    ``depth_limit`` is refused (``error``, one line naming ``where``) before the parser recurses, then parsed."""
     from hubctl.errors import PARSE_ERRORS
 
     depth = best = 0
@@ -195,14 +182,14 @@ def _loads(data: bytes, where: str) -> Any:
         elif b in (0x5B, 0x7B):
             depth += 1
             best = max(best, depth)
-            if best > _DEPTH:
-                raise SourceError(f"{where}: the answer nests deeper than {_DEPTH} levels; refused")
+            if best > depth_limit:
+                raise error(f"{where}: JSON nested deeper than {depth_limit} levels; refused")
         elif b in (0x5D, 0x7D):
             depth -= 1
     try:
         return json.loads(data)
     except PARSE_ERRORS:
-        raise SourceError(f"{where}: the answer is not JSON") from None
+        raise error(f"{where}: not valid JSON") from None
 
 
 def _str(d: dict[str, Any], key: str, where: str, *, required: bool = True, limit: int = 512) -> str:
@@ -299,7 +286,7 @@ def _get_json(path: str) -> Optional[Any]:
         body.close()
     if len(data) > JSON_LIMIT:
         raise SourceError(f"{display}: the answer is larger than {JSON_LIMIT} bytes; refused")
-    return _loads(data, display)
+    return loads_json(data, display)
 
 
 def _auth_error(display: str, e: Any) -> SourceError:
