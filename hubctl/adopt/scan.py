@@ -110,6 +110,11 @@ def scan(folders: Iterable[ModelFolder]) -> tuple[list[Found], list[Problem]]:
                     note(str(p), f"cannot be read ({err.strerror})")
                 continue
             if stat.S_ISDIR(est.st_mode):
+                if is_link:
+                    target, here = os.path.realpath(p), os.path.realpath(d)
+                    if here == target or here.startswith(target.rstrip("/") + "/"):
+                        note(str(p), "symlink loop (a folder link to a folder above it); skipped")
+                        continue
                 if not e.name.startswith("."):
                     walk(p, hint, why, depth + 1)
                 continue

@@ -44,11 +44,13 @@ def adopt(
     if json_:
         print_json(rep.to_json())
         return
+    from rich.markup import escape
+
     c = err()
     for line in rep.problems:
-        c.print(f"problem: {line}")
+        c.print(escape(f"problem: {line}"))
     for line in rep.warnings:
-        c.print(f"warning: {line}")
+        c.print(escape(f"warning: {line}"))
     o = out()
     o.print(f"{rep.layout.tool} layout at {rep.layout.root}: {len(rep.layout.folders)} model folder(s)")
     for f in rep.files:
@@ -57,7 +59,7 @@ def adopt(
         extra = f", replaced by a {f.replaced}" if f.replaced else ""
         note = f" ({f.note})" if f.note and f.action in ("skipped", "pickle", "planned", "unchanged") else ""
         fam = f" ({f.family})" if f.family else ""
-        o.print(f"{_ACTIONS.get(f.action, f.action)}: {f.path} -> {what}{fam}{where}{extra}{note}")
+        o.print(escape(f"{_ACTIONS.get(f.action, f.action)}: {f.path} -> {what}{fam}{where}{extra}{note}"))
     verb = "would take" if dry_run else "took"
     o.print(f"{verb} {len(rep.files)} file(s), {rep.unique_blobs} unique blob(s); copied {_size(rep.copied)}; "
             f"reclaimed {_size(rep.reclaimed)}" + (f"; {_size(rep.reclaimable)} more with --replace" if rep.reclaimable else ""))
@@ -73,6 +75,8 @@ def import_(
     """Write a hubctl.toml and lock that reproduce what SOURCE used: every model, LoRA, embedding, VAE and
     ControlNet it names is resolved by hash (registries, the store, adopted files, then Civitai). What cannot be
     resolved is listed, never guessed (exit 1, nothing written)."""
+    from rich.markup import escape
+
     from hubctl.adopt.importer import import_source
     from hubctl.cli.output import err, out, print_json
 
@@ -82,13 +86,13 @@ def import_(
     else:
         o = out()
         for r in res.resolved:
-            o.print(f"{r.ref.role}: {r.ref.describe()} -> {r.name} {r.version} [{r.where}]")
+            o.print(escape(f"{r.ref.role}: {r.ref.describe()} -> {r.name} {r.version} ({r.variant}; from {r.where})"))
         for r in res.unresolved:
-            err().print(f"unresolved: {r.ref.role}: {r.ref.describe()}: {r.why}")
+            err().print(escape(f"unresolved: {r.ref.role}: {r.ref.describe()}: {r.why}"))
         if res.written:
             o.print(f"wrote {res.project} and {res.lock}")
             if res.generate:
-                o.print("replay: " + res.generate_command())
+                o.print(escape("replay: " + res.generate_command()))
     if res.unresolved:
         raise typer.Exit(1)
 
