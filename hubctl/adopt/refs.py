@@ -69,7 +69,7 @@ class Reference:
     label: str = ""
 
     def describe(self) -> str:
-        parts = [self.label or self.name or "(unnamed)"]
+        parts = [self.label or self.name] if (self.label or self.name) else ([] if self.hashes or self.air else ["(unnamed)"])
         if self.hashes:
             parts.append("hash " + "/".join(self.hashes))
         if self.air:
