@@ -179,7 +179,7 @@ def _pairs(text: str) -> list[tuple[str, str]]:
         name, sep, h = part.rpartition(":")
         if sep and name.strip():
             out.append((name.strip()[:300], h.strip()))
-    return out[:MAX_REFS]
+    return out
 
 
 def parse_infotext(text: str, where: str = "parameters") -> Shared:
@@ -362,7 +362,16 @@ def _json(data: bytes, where: str) -> Any:
 
 def read_references(data: bytes, where: str) -> Shared:
     """What ``data`` (a file's bytes, named ``where``) used: a PNG, a JSON workflow or prompt, a list of AIRs, or
-    A1111 infotext. BadInput (exit 2) for anything else or anything over the limits."""
+    A1111 infotext. BadInput (exit 2, naming ``where``) for anything else or anything over the limits."""
+    try:
+        return _read(data, where)
+    except BadInput as e:
+        if where in str(e):
+            raise
+        raise e.with_context(where) from None
+
+
+def _read(data: bytes, where: str) -> Shared:
     if data.startswith(_PNG_SIG):
         if len(data) > PNG_LIMIT:
             raise _bad(where, f"larger than {PNG_LIMIT} bytes; refused")

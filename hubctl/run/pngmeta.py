@@ -72,7 +72,10 @@ def parse_a1111_parameters(text: str) -> dict[str, str]:
     for k, v in _RE_PARAM.findall(last):
         v = v.strip()
         if len(v) >= 2 and v[0] == '"' and v[-1] == '"':
-            v = json.loads(v)
+            try:
+                v = json.loads(v)
+            except ValueError:  # as A1111's unquote: a quoted value that is not JSON stays as it is
+                pass
         out[k.strip()] = v
     return out
 
