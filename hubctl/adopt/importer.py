@@ -247,9 +247,18 @@ def _settings(shared: Shared, resolved: list[Resolved]) -> dict[str, Any]:
     return g
 
 
-def import_source(source: str, *, directory: Path = Path("."), force: bool = False, civitai: bool = True) -> ImportResult:
+def import_source(source: str, *, directory: Path = Path("."), force: bool = False, civitai: bool = True,
+                  progress: "bool | Any" = False) -> ImportResult:
     """Resolve what ``source`` used and write ``directory``/hubctl.toml and hubctl.lock (see the module docstring).
-    Unresolved references come back in ``unresolved`` with nothing written."""
+    Unresolved references come back in ``unresolved`` with nothing written. ``progress`` shows retries and
+    downloads on stderr (hubctl.progress)."""
+    from hubctl.progress import make_progress
+
+    with make_progress(progress):
+        return _import(source, directory, force, civitai)
+
+
+def _import(source: str, directory: Path, force: bool, civitai: bool) -> ImportResult:
     from hubctl.adopt.local_registry import CIVITAI, ensure_registered
     from hubctl.lock.lockfile import Lock, LockedPackage, write_lock
     from hubctl.lock.project import PROJECT_FILE, Project

@@ -72,7 +72,7 @@ class Reference:
         parts = [self.label or self.name] if (self.label or self.name) else ([] if self.hashes or self.air else ["(unnamed)"])
         if self.hashes:
             parts.append("hash " + "/".join(self.hashes))
-        if self.air:
+        if self.air and self.air != self.name:
             parts.append(self.air)
         elif self.civitai_version:
             parts.append(f"civitai version {self.civitai_version}")

@@ -80,7 +80,7 @@ def import_(
     from hubctl.adopt.importer import import_source
     from hubctl.cli.output import err, out, print_json
 
-    res = import_source(source, directory=directory, force=force, civitai=civitai)
+    res = import_source(source, directory=directory, force=force, civitai=civitai, progress=not json_)
     if json_:
         print_json(res.to_json())
     else:
