@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["sparse_copy", "a1111_folder", "comfyui_folder", "sha256", "run_as_nobody", "PICKLE"]
+__all__ = ["sparse_copy", "a1111_folder", "comfyui_folder", "sha256", "run_without_file_override", "PICKLE"]
 
 PICKLE = b"\x80\x04\x95\x0b\x00\x00\x00\x00\x00\x00\x00}\x94\x8c\x01a\x94K\x01s."  # {'a': 1}, never loaded
 
@@ -101,11 +101,9 @@ def comfyui_folder(root: Path, sparse: Any, *, extra: Path | None = None, demo: 
     return files
 
 
-def run_as_nobody(args: list[str], *, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``python -m hubctl ARGS`` as user nobody (root reads every file, so an unreadable file needs another user)."""
-    def drop() -> None:
-        os.setgid(65534)
-        os.setuid(65534)
-
-    return subprocess.run([sys.executable, "-m", "hubctl", *args], capture_output=True, text=True, env=env, cwd=cwd,
-                          preexec_fn=drop, timeout=300)
+def run_without_file_override(args: list[str], *, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m hubctl ARGS`` as root without the capabilities that bypass file permissions (setpriv drops
+    CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH), so a mode-000 file is unreadable as it is for any user."""
+    caps = "-dac_override,-dac_read_search"
+    return subprocess.run(["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}", sys.executable, "-m", "hubctl", *args],
+                          capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
