@@ -7,10 +7,11 @@ One package per stage of the data flow, registry -> resolve -> lock -> fetch -> 
     compat/    is a set compatible (declared and structural), shape tables
     resolve/   requirements -> one compatible set (resolvelib)
     lock/      the lock file, pinning, diff, the project file and script metadata, the lock workflow
-    sources/   hf://, https://, file:// behind one protocol; fetching locked files into the store
+    sources/   hf://, https://, file://, civitai: behind one protocol; fetching locked files into the store
     store/     content-addressed blobs, partial downloads, roots (install set, synced locks), views, hashes
     run/       the verified inference run (the only place that imports torch), run records, batches
     serve/     ``hubctl serve``: the JSON API, work queue, auth and gallery; ``hubctl runs export``
+    adopt/     the way in: other tools' model folders into the store (adopt), shared images and workflows into locks (import)
     demo/      the offline demo hub
     cli/       the typer app, one module per command group
     errors.py, config.py, db.py, fsutil.py, progress.py, tomlcompat.py, display.py: small shared pieces

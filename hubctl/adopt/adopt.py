@@ -251,7 +251,7 @@ class _Run:
             return LockedPackage(name, version, p.kind, p.family or "unknown", variant, (LockedFile(f.path.name, url, size, sha),))
         variant, dtype = _variant_name(p)
         if p.kind not in self.kinds or not p.family or p.family not in self.families:
-            out.note = (f"kept in the store, not packaged: "
+            out.note = ("kept in the store, not packaged: "
                         + (f"kind '{p.kind}' is not a package kind" if p.kind not in self.kinds else "its family is not known"))
             return LockedPackage(f"adopted-file-{sha[:12]}", "0", p.kind, p.family or "unknown", "default",
                                  (LockedFile(f.path.name, url, size, sha),))

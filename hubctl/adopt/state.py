@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 __all__ = ["AdoptedFile", "stat_key", "read_adopted", "record_adopted", "refresh_stats"]
 

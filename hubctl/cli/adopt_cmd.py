@@ -8,7 +8,6 @@ references unresolved (each listed); 2 bad input; 3 a source failed.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
 
 import typer
 
