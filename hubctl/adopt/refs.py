@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import struct
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
 from hubctl.errors import BadInput
@@ -309,18 +309,20 @@ def parse_comfyui(doc: Any, where: str) -> Shared:
                 nodes.append((node["class_type"], node["inputs"]))
     else:
         raise _bad(where, "not a ComfyUI prompt or workflow (expected a JSON object)")
-    named = {r.name for r in sh.references}
     for ctype, inputs in nodes:
         spec = _COMFY_LOADERS.get(ctype)
         if spec is None:
             continue
         value = inputs.get(spec[0])
-        if not isinstance(value, str) or not value or value in named:
+        if not isinstance(value, str) or not value:
             continue
         w = inputs.get("strength_model")
-        sh.add(Reference(spec[1], name=value[:300],
-                         weight=float(w) if isinstance(w, (int, float)) and not isinstance(w, bool) else None))
-        named.add(value)
+        weight = float(w) if isinstance(w, (int, float)) and not isinstance(w, bool) else None
+        same = next((i for i, r in enumerate(sh.references) if r.name == value[:300]), None)
+        if same is None:
+            sh.add(Reference(spec[1], name=value[:300], weight=weight))
+        elif sh.references[same].weight is None and weight is not None:  # models[] named it: the node gives its weight
+            sh.references[same] = replace(sh.references[same], weight=weight)
     return sh
 
 

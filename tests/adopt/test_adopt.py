@@ -14,6 +14,22 @@ import pytest
 from tests.adopt._folders import PICKLE, a1111_folder, comfyui_folder, sha256, sparse_copy
 
 
+@pytest.fixture
+def tmpfs_home(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """HUBCTL_HOME on /dev/shm (tmpfs), another filesystem than the user's folders: adopt must copy there."""
+    import shutil
+
+    if not Path("/dev/shm").is_dir() or os.stat("/dev/shm").st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("needs /dev/shm on another filesystem than the temporary folder")
+    home = Path("/dev/shm") / f"hubctl-adopt-{os.getpid()}-{tmp_path.name}"
+    monkeypatch.setenv("HUBCTL_HOME", str(home))
+    yield home
+    from hubctl import db
+
+    db.dispose_all()
+    shutil.rmtree(home, ignore_errors=True)
+
+
 def _adopt(cli, *args):  # type: ignore[no-untyped-def]
     r = cli("adopt", *[str(a) for a in args], "--json")
     assert r.exit_code == 0, r.output
@@ -153,41 +169,26 @@ def test_an_adopted_unknown_lora_can_be_required_locked_synced_and_exported(cli,
     assert sha256(exported) == sha256(files["lora"])
 
 
-def test_gc_keeps_blobs_that_adopted_files_link_to_and_drops_them_once_the_file_is_gone(cli, sparse, tmp_path, monkeypatch):
+def test_gc_keeps_blobs_that_adopted_files_link_to_and_drops_them_once_the_file_is_gone(cli, sparse, tmp_path, tmpfs_home):
     # the store on another filesystem (tmpfs): adopt copies (and checks) the bytes, --replace leaves symlinks
-    home = Path("/dev/shm") / f"hubctl-adopt-{os.getpid()}-{tmp_path.name}"
-    if not Path("/dev/shm").is_dir() or os.stat("/dev/shm").st_dev == os.stat(tmp_path).st_dev:
-        pytest.skip("needs /dev/shm on another filesystem than the temporary folder")
-    monkeypatch.setenv("HUBCTL_HOME", str(home))
-    try:
-        root = tmp_path / "webui"
-        files = a1111_folder(root, sparse, checkpoint="sd1-vae")
-        want = sha256(files["lora"])
-        rep = _adopt(cli, root, "--replace")
-        got = _by_path(rep)
-        assert got["mystery-style.safetensors"]["action"] == "copy"
-        assert got["mystery-style.safetensors"]["replaced"] == "symlink"
-        assert os.path.islink(files["lora"]) and sha256(files["lora"]) == want
-        assert rep["bytes_reclaimed"] >= files["lora"].stat().st_size
-        r = cli("gc", "--json")
-        assert r.exit_code == 0, r.output
-        assert sha256(files["lora"]) == want  # the blob the user's symlink points at stayed
-        for p in (files["lora"], files["lora_dup"]):
-            p.unlink()
-        assert cli("gc").exit_code == 0
-        from hubctl.store.blobs import Store
+    root = tmp_path / "webui"
+    files = a1111_folder(root, sparse, checkpoint="sd1-vae")
+    want = sha256(files["lora"])
+    rep = _adopt(cli, root, "--replace")
+    got = _by_path(rep)
+    assert got["mystery-style.safetensors"]["action"] == "copy"
+    assert got["mystery-style.safetensors"]["replaced"] == "symlink"
+    assert os.path.islink(files["lora"]) and sha256(files["lora"]) == want
+    assert rep["bytes_reclaimed"] >= files["lora"].stat().st_size
+    r = cli("gc", "--json")
+    assert r.exit_code == 0, r.output
+    assert sha256(files["lora"]) == want  # the blob the user's symlink points at stayed
+    for p in (files["lora"], files["lora_dup"]):
+        p.unlink()
+    assert cli("gc").exit_code == 0
+    from hubctl.store.blobs import Store
 
-        assert not Store().has_blob(want)
-    finally:
-        import shutil
-
-        from hubctl import db
-
-        db.dispose_all()
-        for p in home.rglob("*"):
-            if p.is_dir() and not p.is_symlink():
-                p.chmod(0o755)
-        shutil.rmtree(home, ignore_errors=True)
+    assert not Store().has_blob(want)
 
 
 def test_a_file_that_changes_while_it_is_hashed_is_skipped_with_a_warning(cli, sparse, tmp_path, hubctl_home, monkeypatch):
@@ -214,34 +215,22 @@ def test_a_file_that_changes_while_it_is_hashed_is_skipped_with_a_warning(cli, s
     assert not any(Store().has_blob(sha) for sha in [sha256(files["emb"])])
 
 
-def test_replace_refuses_when_the_blob_no_longer_verifies_and_the_original_stays(cli, sparse, tmp_path, monkeypatch):
-    home = Path("/dev/shm") / f"hubctl-adopt-v-{os.getpid()}-{tmp_path.name}"
-    if not Path("/dev/shm").is_dir() or os.stat("/dev/shm").st_dev == os.stat(tmp_path).st_dev:
-        pytest.skip("needs /dev/shm on another filesystem than the temporary folder")
-    monkeypatch.setenv("HUBCTL_HOME", str(home))
-    try:
-        root = tmp_path / "webui"
-        files = a1111_folder(root, sparse, checkpoint="sd1-vae")
-        want = sha256(files["emb"])
-        _adopt(cli, root)  # copies, no replace
-        from hubctl.store.blobs import Store
+def test_replace_refuses_when_the_blob_no_longer_verifies_and_the_original_stays(cli, sparse, tmp_path, tmpfs_home):
+    root = tmp_path / "webui"
+    files = a1111_folder(root, sparse, checkpoint="sd1-vae")
+    want = sha256(files["emb"])
+    _adopt(cli, root)  # copies, no replace
+    from hubctl.store.blobs import Store
 
-        blob = Store().blob_path(want)
-        blob.chmod(0o644)
-        with open(blob, "r+b") as f:  # the store's copy is damaged behind hubctl's back
-            f.seek(100)
-            f.write(b"\xff")
-        r = cli("adopt", root, "--replace")
-        assert r.exit_code == 0, r.output
-        assert "bad-hands.safetensors" in r.stderr and "failed verification" in r.stderr
-        assert not os.path.islink(files["emb"]) and sha256(files["emb"]) == want
-    finally:
-        import shutil
-
-        from hubctl import db
-
-        db.dispose_all()
-        shutil.rmtree(home, ignore_errors=True)
+    blob = Store().blob_path(want)
+    blob.chmod(0o644)
+    with open(blob, "r+b") as f:  # the store's copy is damaged behind hubctl's back
+        f.seek(100)
+        f.write(b"\xff")
+    r = cli("adopt", root, "--replace")
+    assert r.exit_code == 0, r.output
+    assert "bad-hands.safetensors" in r.stderr and "failed verification" in r.stderr
+    assert not os.path.islink(files["emb"]) and sha256(files["emb"]) == want
 
 
 def test_hubctl_list_names_each_adopted_file_as_a_root(cli, sparse, tmp_path, hubctl_home):

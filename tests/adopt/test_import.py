@@ -193,3 +193,17 @@ def test_import_will_not_overwrite_a_project_file_without_force(cli, demo_regist
     r = cli("import", src, "--dir", tmp_path, "--force")
     assert r.exit_code == 0, r.output
     assert '"demo-style==1.0"' in (tmp_path / "hubctl.toml").read_text()
+
+
+def test_a_workflow_model_known_only_by_its_civitai_url_resolves_through_the_api(cli, civitai, sparse, tmp_path):  # noqa: F811
+    lora = sparse.get("sd1-lora-kohya").read_bytes()
+    civitai.add_version(4242, model_id=99, model_name="Ink Lines", model_type="LORA", base_model="SD 1.5",
+                        files=[(7, "inkLines.safetensors", lora)])
+    workflow = {"nodes": [{"id": 1, "type": "LoraLoader", "widgets_values": ["inkLines.safetensors", 0.8, 0.8]}],
+                "models": [{"name": "inkLines.safetensors", "directory": "loras",
+                            "url": "https://civitai.com/api/download/models/4242?type=Model&format=SafeTensor"}]}
+    src = tmp_path / "wf.json"
+    src.write_text(json.dumps(workflow))
+    res = _import(cli, src, tmp_path / "p")
+    assert [(r["name"], r["version"], r["from"]) for r in res["resolved"]] == [("ink-lines-99", "4242", "civitai 4242")]
+    assert res["generate"]["loras"] == {"ink-lines-99": 0.8}
