@@ -190,17 +190,18 @@ class _Run:
             out.note = f"pickled: never unpickled, left alone (`hubctl convert {f.path}` makes a safetensors copy)"
             return out
         try:
-            from hubctl.probe import probe, read_header
+            from hubctl.probe import probe
 
-            header = read_header(f.path)
-            p = probe(f.path, families=self.families)
+            p = probe(f.path, families=self.families)  # the header, checked (so its length below is sound)
+            with open(f.path, "rb") as fh:
+                data_start = 8 + int.from_bytes(fh.read(8), "little")
         except (BadInput, OSError) as e:
             msg = e.message if isinstance(e, HubctlError) else f"cannot be read ({getattr(e, 'strerror', e)})"
             rep.problems.append(f"{f.path}: {msg}")
             out.note = msg
             return out
         out.kind, out.family = p.kind, p.family
-        hashes = self._hash(f, out, st, header.data_start)
+        hashes = self._hash(f, out, st, data_start)
         if hashes is None:
             return out
         sha = hashes["sha256"]
